@@ -1,0 +1,1 @@
+//! kiln's executor: snapshots, the RUN sandbox, file ops.

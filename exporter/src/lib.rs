@@ -1,0 +1,1 @@
+//! kiln's exporters: docker tar, OCI layout, registry push.

@@ -1,0 +1,1 @@
+//! Dockerfile text to kiln's build graph.

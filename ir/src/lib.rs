@@ -1,0 +1,19 @@
+//! The build graph that the frontend produces and the solver consumes, and the
+//! [`Worker`] trait the solver calls and the executor implements.
+//!
+//! Plain data and traits only: no behaviour lives here, so every crate above can depend on
+//! it without pulling in I/O.
+
+mod graph;
+mod ops;
+mod worker;
+
+pub use graph::{Graph, HistoryStep, Node, NodeId, Span, Stage};
+pub use ops::{
+    Chown, ContextSource, CopyAction, ExecOp, FileAction, FileOp, LayerDesc, MkdirAction,
+    NetworkMode, Op, ResolvedImage, SourceOp,
+};
+pub use worker::{
+    ContextEntry, ContextFiles, ExecIo, FileSource, LayerRef, ProgressEvent, ProgressSink, Worker,
+    WorkerError,
+};

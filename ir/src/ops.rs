@@ -1,0 +1,137 @@
+//! The operations a node can carry.
+
+use serde::{Deserialize, Serialize};
+
+use kiln_oci::{Digest, ImageConfig};
+
+/// What a node does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Where a filesystem comes from.
+    Source(SourceOp),
+    /// A RUN.
+    Exec(ExecOp),
+    /// COPY / ADD / WORKDIR's mkdir.
+    File(FileOp),
+}
+
+/// A filesystem that does not come from another op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SourceOp {
+    /// The empty filesystem.
+    Scratch,
+    /// A registry image, already resolved to a manifest.
+    Image(ResolvedImage),
+    /// A local build context (only usable as a COPY source).
+    Context(ContextSource),
+}
+
+/// A registry image resolved to one platform's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedImage {
+    /// The normalised reference as written after expansion (`127.0.0.1:5000/busybox:latest`).
+    pub reference: String,
+    /// Digest of the platform manifest.
+    pub manifest_digest: Digest,
+    /// Digest of the config blob.
+    pub config_digest: Digest,
+    /// The parsed config.
+    pub config: ImageConfig,
+    /// Compressed layer blobs, bottom first (same order as `config.rootfs.diff_ids`).
+    pub layers: Vec<LayerDesc>,
+}
+
+/// A compressed layer blob as a manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerDesc {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size in bytes.
+    pub size: u64,
+    /// Blob media type (gzip, zstd or plain tar).
+    pub media_type: String,
+}
+
+/// A named local context. The solver maps the name to a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextSource {
+    /// `context` for the main build context.
+    pub name: String,
+}
+
+/// Network mode of a RUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Share the host's network (BuildKit's default without CNI).
+    #[default]
+    Host,
+    /// A new network namespace with only `lo`.
+    None,
+}
+
+/// A RUN: one process in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOp {
+    /// argv (shell form already wrapped in the stage's SHELL).
+    pub args: Vec<String>,
+    /// Environment as `K=V`, in order (stage ENV plus ARGs in effect).
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    pub cwd: String,
+    /// USER as written after expansion (`1000`, `app`, `app:staff`); empty means root.
+    pub user: String,
+    /// Network mode.
+    pub network: NetworkMode,
+}
+
+/// A list of filesystem actions applied to the first input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOp {
+    /// Actions, in order.
+    pub actions: Vec<FileAction>,
+}
+
+/// One filesystem action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileAction {
+    /// COPY / ADD of local or stage files.
+    Copy(CopyAction),
+    /// WORKDIR's directory creation.
+    Mkdir(MkdirAction),
+}
+
+/// Owner for copied files, as written (`1000:1000`, `app`, `app:staff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chown {
+    /// User name or numeric id.
+    pub user: String,
+    /// Group name or numeric id; `None` means the user's primary group.
+    pub group: Option<String>,
+}
+
+/// COPY's semantics: sources (paths or wildcards) relative to a source root, to a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyAction {
+    /// Index into the node's `inputs` of the source filesystem (1 or more; 0 is the dest).
+    pub source_input: usize,
+    /// Source paths relative to the source root, as written (may hold wildcards).
+    pub sources: Vec<String>,
+    /// Absolute destination (WORKDIR already applied); a trailing `/` means "into directory".
+    pub dest: String,
+    /// `--chown`; `None` keeps the source owner (0:0 for context files).
+    pub chown: Option<Chown>,
+    /// `--chmod` as octal bits.
+    pub chmod: Option<u32>,
+}
+
+/// Create a directory (and its parents) if missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkdirAction {
+    /// Absolute path.
+    pub path: String,
+    /// Mode bits for created directories.
+    pub mode: u32,
+    /// Owner of created directories, as written (USER at that point); `None` means root.
+    pub chown: Option<Chown>,
+}

@@ -1,0 +1,1 @@
+//! kiln's solver: DAG scheduling, cache keys, cache index, build context.
