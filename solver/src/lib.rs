@@ -1,1 +1,23 @@
-//! kiln's solver: DAG scheduling, cache keys, cache index, build context.
+//! kiln's solver: turns an [`kiln_ir::Graph`] into layers.
+//!
+//! - [`Solver`] schedules the nodes the target needs as a deduplicated DAG, independent
+//!   branches concurrently, calling the [`kiln_ir::Worker`] on blocking threads;
+//! - cache keys (version byte + blake3 over a canonical JSON preimage, stored with the record)
+//!   are looked up in `<root>/index.sqlite` before any work, with a flock per key under
+//!   `<root>/locks/` so processes sharing a root compute each key once;
+//! - [`context`] reads build contexts: `.dockerignore` ([`context::DockerIgnore`]), the
+//!   filtered file list and content digests of what a COPY selects
+//!   ([`context::ContextIndex`]), with a persistent stat cache.
+
+pub mod context;
+mod error;
+mod index;
+mod key;
+mod lock;
+mod node;
+mod solver;
+mod time;
+
+pub use error::{SolveError, SolveErrorKind};
+pub use index::{CacheIndex, CacheRecord, IndexError};
+pub use solver::{NodeOutput, SolveResult, Solver, SolverOptions};

@@ -1,0 +1,324 @@
+//! The work for one node, run on a blocking thread: key, cache lookup, lock, worker call,
+//! record.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kiln_ir::{
+    ContextFiles, ExecIo, FileAction, FileSource, LayerRef, Node, NodeId, Op, ProgressEvent,
+    ProgressSink, SourceOp, Worker, WorkerError,
+};
+
+use crate::context::{ContextIndex, StatCache};
+use crate::error::{SolveError, SolveErrorKind};
+use crate::index::{CacheIndex, CacheRecord};
+use crate::key::{self, Keyed, SourceKey};
+use crate::lock::KeyLock;
+use crate::solver::NodeOutput;
+use crate::time::now_rfc3339;
+
+/// Everything a node's work needs, shared by all nodes of one solve.
+pub(crate) struct NodeEnv {
+    pub(crate) worker: Arc<dyn Worker>,
+    pub(crate) index: Arc<CacheIndex>,
+    pub(crate) stat: Arc<StatCache>,
+    pub(crate) blobs: PathBuf,
+    pub(crate) locks: PathBuf,
+    pub(crate) no_cache: bool,
+    pub(crate) progress: Arc<dyn ProgressSink>,
+    pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) contexts: BTreeMap<String, PathBuf>,
+    /// Context name → its walked index, loaded once per solve.
+    pub(crate) loaded: Mutex<BTreeMap<String, Arc<LoadedContext>>>,
+}
+
+/// A walked context and the file list handed to the worker.
+pub(crate) struct LoadedContext {
+    index: ContextIndex,
+    files: Arc<ContextFiles>,
+}
+
+/// A solved node as its users see it.
+#[derive(Debug, Clone)]
+pub(crate) struct Input {
+    pub(crate) output: NodeOutput,
+    /// The context name when the node is a local context source.
+    pub(crate) context: Option<String>,
+}
+
+/// Runs one node, reporting progress.
+pub(crate) fn run(
+    env: &NodeEnv,
+    id: NodeId,
+    node: &Node,
+    inputs: &[Input],
+) -> Result<Input, SolveError> {
+    env.progress.event(ProgressEvent::Started {
+        node: id,
+        name: node.name.clone(),
+    });
+    let result = run_inner(env, id, node, inputs).map_err(|kind| SolveError::at(id, kind))?;
+    if result.output.cached {
+        env.progress.event(ProgressEvent::Cached { node: id });
+    }
+    env.progress.event(ProgressEvent::Done { node: id });
+    Ok(result)
+}
+
+fn encode(e: serde_json::Error) -> SolveErrorKind {
+    SolveErrorKind::Internal(format!("cannot encode a cache key: {e}"))
+}
+
+fn run_inner(
+    env: &NodeEnv,
+    id: NodeId,
+    node: &Node,
+    inputs: &[Input],
+) -> Result<Input, SolveErrorKind> {
+    if env.cancel.load(Ordering::SeqCst) {
+        return Err(SolveErrorKind::Cancelled);
+    }
+    let fs = |i: usize| -> Result<&NodeOutput, SolveErrorKind> {
+        match inputs.get(i) {
+            Some(Input {
+                output,
+                context: None,
+            }) => Ok(output),
+            Some(_) => Err(SolveErrorKind::InvalidGraph(format!(
+                "input {i} of node {id} is a local context, not a filesystem"
+            ))),
+            None => Err(SolveErrorKind::InvalidGraph(format!(
+                "node {id} has no input {i}"
+            ))),
+        }
+    };
+    let plain = |output| Input {
+        output,
+        context: None,
+    };
+    match &node.op {
+        Op::Source(SourceOp::Scratch) => {
+            let keyed = key::scratch().map_err(encode)?;
+            let (record, cached) = record_without_work(env, &keyed)?;
+            Ok(plain(NodeOutput {
+                rootfs: Vec::new(),
+                layer: None,
+                created: record.created,
+                cached,
+                cache_key: keyed.key,
+            }))
+        }
+        Op::Source(SourceOp::Context(cs)) => {
+            load_context(env, &cs.name)?;
+            let keyed = key::context(&cs.name).map_err(encode)?;
+            Ok(Input {
+                output: NodeOutput {
+                    rootfs: Vec::new(),
+                    layer: None,
+                    created: now_rfc3339(),
+                    cached: true,
+                    cache_key: keyed.key,
+                },
+                context: Some(cs.name.clone()),
+            })
+        }
+        Op::Source(SourceOp::Image(img)) => {
+            let keyed = key::image(img).map_err(encode)?;
+            let existing = if env.no_cache {
+                None
+            } else {
+                env.index.get(&keyed.key)?
+            };
+            // Always pull: cheap when the blobs are present, and it makes sure snapshots exist.
+            let rootfs = env.worker.pull(img, id, env.progress.as_ref())?;
+            let (created, cached) = match existing {
+                Some(rec) => (rec.created, true),
+                None => {
+                    let rec = CacheRecord {
+                        layer: None,
+                        created: now_rfc3339(),
+                        preimage: keyed.preimage.clone(),
+                    };
+                    env.index.put(&keyed.key, &rec)?;
+                    (rec.created, false)
+                }
+            };
+            Ok(plain(NodeOutput {
+                rootfs,
+                layer: None,
+                created,
+                cached,
+                cache_key: keyed.key,
+            }))
+        }
+        Op::Exec(op) => {
+            let parent = fs(0)?;
+            let keyed = key::exec(&parent.cache_key, op).map_err(encode)?;
+            let io = ExecIo {
+                node: id,
+                progress: env.progress.as_ref(),
+                cancel: env.cancel.clone(),
+            };
+            let out = cached_or_compute(env, keyed, &parent.rootfs, || {
+                env.worker.exec(&parent.rootfs, op, &io)
+            })?;
+            Ok(plain(out))
+        }
+        Op::File(op) => {
+            let parent = fs(0)?;
+            let mut sources = Vec::new();
+            let mut source_keys = Vec::new();
+            for (i, input) in inputs.iter().enumerate().skip(1) {
+                match &input.context {
+                    Some(name) => {
+                        let ctx = load_context(env, name)?;
+                        let paths = context_digests(env, &ctx.index, op, i)?;
+                        source_keys.push(SourceKey::Context {
+                            name: name.clone(),
+                            paths,
+                        });
+                        sources.push(FileSource::Context(ctx.files.clone()));
+                    }
+                    None => {
+                        source_keys.push(SourceKey::Node(input.output.cache_key.clone()));
+                        sources.push(FileSource::Layers(input.output.rootfs.clone()));
+                    }
+                }
+            }
+            let keyed = key::file(&parent.cache_key, op, &source_keys).map_err(encode)?;
+            let io = ExecIo {
+                node: id,
+                progress: env.progress.as_ref(),
+                cancel: env.cancel.clone(),
+            };
+            let out = cached_or_compute(env, keyed, &parent.rootfs, || {
+                env.worker.file(&parent.rootfs, op, &sources, &io)
+            })?;
+            Ok(plain(out))
+        }
+    }
+}
+
+/// The digests of what each copy action reading input `input` selects from a context; fails
+/// when a path without wildcards is missing (or excluded).
+fn context_digests(
+    env: &NodeEnv,
+    index: &ContextIndex,
+    op: &kiln_ir::FileOp,
+    input: usize,
+) -> Result<BTreeMap<String, String>, SolveErrorKind> {
+    let mut paths = BTreeMap::new();
+    for action in &op.actions {
+        let FileAction::Copy(copy) = action else {
+            continue;
+        };
+        if copy.source_input != input {
+            continue;
+        }
+        for src in &copy.sources {
+            if !key::has_wildcard(src) && !index.contains(src) {
+                return Err(SolveErrorKind::SourceNotFound {
+                    path: crate::context::relative_clean(src),
+                });
+            }
+            let prefix = key::literal_prefix(src);
+            if let std::collections::btree_map::Entry::Vacant(slot) = paths.entry(prefix) {
+                let digest = index.digest(slot.key(), Some(&env.stat))?;
+                slot.insert(digest);
+            }
+        }
+    }
+    Ok(paths)
+}
+
+fn load_context(env: &NodeEnv, name: &str) -> Result<Arc<LoadedContext>, SolveErrorKind> {
+    let mut loaded = env.loaded.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(ctx) = loaded.get(name) {
+        return Ok(ctx.clone());
+    }
+    let dir = env
+        .contexts
+        .get(name)
+        .ok_or_else(|| SolveErrorKind::UnknownContext {
+            name: name.to_string(),
+        })?;
+    let index = ContextIndex::open(dir)?;
+    let files = Arc::new(index.files());
+    let ctx = Arc::new(LoadedContext { index, files });
+    loaded.insert(name.to_string(), ctx.clone());
+    Ok(ctx)
+}
+
+/// A usable record for `key`: it exists and its layer blob (if any) is still in the store.
+fn usable_record(env: &NodeEnv, key: &str) -> Result<Option<CacheRecord>, SolveErrorKind> {
+    if env.no_cache {
+        return Ok(None);
+    }
+    let Some(rec) = env.index.get(key)? else {
+        return Ok(None);
+    };
+    let present = match &rec.layer {
+        Some(layer) => env.blobs.join(layer.blob.hex()).is_file(),
+        None => true,
+    };
+    Ok(present.then_some(rec))
+}
+
+/// For steps that do no work (scratch): the stored record, or a new one.
+fn record_without_work(
+    env: &NodeEnv,
+    keyed: &Keyed,
+) -> Result<(CacheRecord, bool), SolveErrorKind> {
+    if let Some(rec) = usable_record(env, &keyed.key)? {
+        return Ok((rec, true));
+    }
+    let rec = CacheRecord {
+        layer: None,
+        created: now_rfc3339(),
+        preimage: keyed.preimage.clone(),
+    };
+    env.index.put(&keyed.key, &rec)?;
+    Ok((rec, false))
+}
+
+/// A cache hit, or the worker's result under the key's lock, recorded.
+fn cached_or_compute(
+    env: &NodeEnv,
+    keyed: Keyed,
+    parent: &[LayerRef],
+    work: impl FnOnce() -> Result<Option<LayerRef>, WorkerError>,
+) -> Result<NodeOutput, SolveErrorKind> {
+    let output = |rec: CacheRecord, cached: bool, key: String| {
+        let mut rootfs = parent.to_vec();
+        rootfs.extend(rec.layer.clone());
+        NodeOutput {
+            rootfs,
+            layer: rec.layer,
+            created: rec.created,
+            cached,
+            cache_key: key,
+        }
+    };
+    if let Some(rec) = usable_record(env, &keyed.key)? {
+        return Ok(output(rec, true, keyed.key));
+    }
+    let _lock = KeyLock::acquire(&env.locks, &keyed.key)
+        .map_err(|(path, source)| SolveErrorKind::Io { path, source })?;
+    // Another process may have computed the key while this one waited for the lock.
+    if let Some(rec) = usable_record(env, &keyed.key)? {
+        return Ok(output(rec, true, keyed.key));
+    }
+    if env.cancel.load(Ordering::SeqCst) {
+        return Err(SolveErrorKind::Cancelled);
+    }
+    let layer = work()?;
+    let rec = CacheRecord {
+        layer,
+        created: now_rfc3339(),
+        preimage: keyed.preimage,
+    };
+    env.index.put(&keyed.key, &rec)?;
+    Ok(output(rec, false, keyed.key))
+}
