@@ -207,7 +207,10 @@ impl FromStr for ImageRef {
         if s.is_empty() {
             return Err(err(s, "empty reference"));
         }
-        if s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
             return Err(err(
                 s,
                 "cannot specify 64-byte hexadecimal strings (an image id is not a reference)",
@@ -307,8 +310,9 @@ mod tests {
     #[test]
     fn normalises_table() {
         let dg = || Some(D.parse::<Digest>().ok()).flatten();
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<Digest>);
         #[rustfmt::skip]
-        let cases: Vec<(&str, &str, &str, Option<&str>, Option<Digest>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             ("busybox", "docker.io", "library/busybox", Some("latest"), None),
             ("busybox:1.36", "docker.io", "library/busybox", Some("1.36"), None),
             ("library/busybox", "docker.io", "library/busybox", Some("latest"), None),

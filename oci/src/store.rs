@@ -147,8 +147,8 @@ impl ContentStore {
             return Ok(digest);
         }
         let mut w = self.writer()?;
-        w.write_all(bytes)
-            .map_err(io_err(&w.file.get_ref().path().to_path_buf()))?;
+        let tmp = w.file.get_ref().path().to_path_buf();
+        w.write_all(bytes).map_err(io_err(&tmp))?;
         Ok(w.commit(Some(&digest))?.0)
     }
 

@@ -143,6 +143,3 @@ pub(crate) fn is_private_xattr(name: &[u8]) -> bool {
         || name.starts_with(b"user.overlay.")
         || name == b"security.selinux"
 }
-
-#[cfg(test)]
-mod tests;

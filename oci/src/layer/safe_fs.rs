@@ -172,7 +172,9 @@ impl Tree {
 /// What is at `name` in `parent` (not following a symlink), or `None`.
 pub(crate) fn kind_at(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<Option<SFlag>> {
     match fstatat(parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()))),
+        Ok(st) => Ok(Some(SFlag::from_bits_truncate(
+            st.st_mode & SFlag::S_IFMT.bits(),
+        ))),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(e),
     }
@@ -187,9 +189,10 @@ pub(crate) fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<bo
             let fd = open_dir(parent, name)?;
             let mut children = Vec::new();
             {
-                let mut dir = nix::dir::Dir::from_fd(fd.try_clone().map_err(|e| {
-                    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
-                })?)?;
+                let mut dir = nix::dir::Dir::from_fd(
+                    fd.try_clone()
+                        .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?,
+                )?;
                 for ent in dir.iter() {
                     let ent = ent?;
                     let n = ent.file_name().to_bytes();

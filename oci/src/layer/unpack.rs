@@ -124,7 +124,11 @@ impl Unpacker {
         let Some(last) = comps.pop() else {
             // The root itself ("./" or "/"): only a directory makes sense there.
             if kind == EntryType::Directory {
-                let root = self.tree.root().try_clone_to_owned().map_err(|e| LayerError::io(&name, e))?;
+                let root = self
+                    .tree
+                    .root()
+                    .try_clone_to_owned()
+                    .map_err(|e| LayerError::io(&name, e))?;
                 set_fd_meta(root.as_fd(), &meta, &name)?;
                 self.dir_times.push((Vec::new(), meta.mtime));
                 return Ok(());
@@ -147,11 +151,26 @@ impl Unpacker {
             }
             let hidden = OsStr::from_bytes(hidden);
             let parent = self.tree.parent(&name, &comps)?;
-            let removed_dir = remove_all(parent, hidden).map_err(|e| LayerError::io(&name, e.into()))?;
+            let removed_dir =
+                remove_all(parent, hidden).map_err(|e| LayerError::io(&name, e.into()))?;
             mknodat(parent, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
                 .map_err(|e| LayerError::io(&name, e.into()))?;
-            fchownat(parent, hidden, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map_err(|e| LayerError::io(&name, e.into()))?;
+            fchownat(
+                parent,
+                hidden,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| LayerError::io(&name, e.into()))?;
+            utimensat(
+                parent,
+                hidden,
+                &meta.mtime,
+                &meta.mtime,
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(|e| LayerError::io(&name, e.into()))?;
             if removed_dir {
                 self.tree.invalidate();
             }
@@ -204,7 +223,10 @@ impl Unpacker {
         let mut secs = i64::try_from(h.mtime().map_err(|_| bad("mtime"))?).unwrap_or(i64::MAX);
         let mut nanos = 0i64;
         let mut xattrs = Vec::new();
-        if let Some(pax) = entry.pax_extensions().map_err(|e| LayerError::io(name, e))? {
+        if let Some(pax) = entry
+            .pax_extensions()
+            .map_err(|e| LayerError::io(name, e))?
+        {
             for rec in pax {
                 let rec = rec.map_err(|_| LayerError::bad(name, "malformed PAX record"))?;
                 let key = rec.key_bytes();
@@ -235,14 +257,21 @@ impl Unpacker {
 
     /// Removes whatever is at `last` unless it is a directory and `keep_dir`; returns whether
     /// a directory is (still) there.
-    fn clear(&mut self, name: &str, comps: &[OsString], last: &OsStr, keep_dir: bool) -> Result<bool, LayerError> {
+    fn clear(
+        &mut self,
+        name: &str,
+        comps: &[OsString],
+        last: &OsStr,
+        keep_dir: bool,
+    ) -> Result<bool, LayerError> {
         let parent = self.tree.parent(name, comps)?;
         let kind = kind_at(parent, last).map_err(|e| LayerError::io(name, e.into()))?;
         if keep_dir && kind == Some(SFlag::S_IFDIR) {
             return Ok(true);
         }
         if kind.is_some() {
-            let removed_dir = remove_all(parent, last).map_err(|e| LayerError::io(name, e.into()))?;
+            let removed_dir =
+                remove_all(parent, last).map_err(|e| LayerError::io(name, e.into()))?;
             if removed_dir {
                 self.tree.invalidate();
             }
@@ -250,7 +279,13 @@ impl Unpacker {
         Ok(false)
     }
 
-    fn dir(&mut self, name: &str, mut comps: Components, last: OsString, meta: &Meta) -> Result<(), LayerError> {
+    fn dir(
+        &mut self,
+        name: &str,
+        mut comps: Components,
+        last: OsString,
+        meta: &Meta,
+    ) -> Result<(), LayerError> {
         let exists = self.clear(name, &comps, &last, true)?;
         let parent = self.tree.parent(name, &comps)?;
         if !exists {
@@ -295,17 +330,31 @@ impl Unpacker {
         futimens(&file, &meta.mtime, &meta.mtime).map_err(|e| LayerError::io(name, e.into()))
     }
 
-    fn symlink(&mut self, name: &str, comps: &[OsString], last: &OsStr, meta: &Meta, target: &[u8]) -> Result<(), LayerError> {
+    fn symlink(
+        &mut self,
+        name: &str,
+        comps: &[OsString],
+        last: &OsStr,
+        meta: &Meta,
+        target: &[u8],
+    ) -> Result<(), LayerError> {
         if target.is_empty() || target.contains(&0) {
             return Err(LayerError::bad(name, "invalid symlink target"));
         }
         self.clear(name, comps, last, false)?;
         let parent = self.tree.parent(name, comps)?;
-        symlinkat(OsStr::from_bytes(target), parent, last).map_err(|e| LayerError::io(name, e.into()))?;
+        symlinkat(OsStr::from_bytes(target), parent, last)
+            .map_err(|e| LayerError::io(name, e.into()))?;
         set_at_meta(parent, last, meta, name, false)
     }
 
-    fn hardlink(&mut self, name: &str, comps: &[OsString], last: &OsStr, target: &[u8]) -> Result<(), LayerError> {
+    fn hardlink(
+        &mut self,
+        name: &str,
+        comps: &[OsString],
+        last: &OsStr,
+        target: &[u8],
+    ) -> Result<(), LayerError> {
         let mut tcomps = clean(name, target)?;
         let Some(tlast) = tcomps.pop() else {
             return Err(LayerError::bad(name, "hardlink to the root"));
@@ -316,25 +365,58 @@ impl Unpacker {
         self.clear(name, comps, last, false)?;
         let tparent_fd = match self.tree.existing(name, &tcomps)? {
             Some(fd) => fd,
-            None => self.tree.root().try_clone_to_owned().map_err(|e| LayerError::io(name, e))?,
+            None => self
+                .tree
+                .root()
+                .try_clone_to_owned()
+                .map_err(|e| LayerError::io(name, e))?,
         };
         match kind_at(tparent_fd.as_fd(), &tlast).map_err(|e| LayerError::io(name, e.into()))? {
-            None => return Err(LayerError::bad(name, format!("hardlink target {:?} does not exist in the layer", String::from_utf8_lossy(target)))),
+            None => {
+                return Err(LayerError::bad(
+                    name,
+                    format!(
+                        "hardlink target {:?} does not exist in the layer",
+                        String::from_utf8_lossy(target)
+                    ),
+                ))
+            }
             Some(SFlag::S_IFDIR) => return Err(LayerError::bad(name, "hardlink to a directory")),
             Some(_) => {}
         }
         let parent = self.tree.parent(name, comps)?;
         // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
-        linkat(tparent_fd.as_fd(), tlast.as_os_str(), parent, last, AtFlags::empty())
-            .map_err(|e| LayerError::io(name, e.into()))
+        linkat(
+            tparent_fd.as_fd(),
+            tlast.as_os_str(),
+            parent,
+            last,
+            AtFlags::empty(),
+        )
+        .map_err(|e| LayerError::io(name, e.into()))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn node(&mut self, name: &str, comps: &[OsString], last: &OsStr, meta: &Meta, kind: SFlag, major: u32, minor: u32) -> Result<(), LayerError> {
+    fn node(
+        &mut self,
+        name: &str,
+        comps: &[OsString],
+        last: &OsStr,
+        meta: &Meta,
+        kind: SFlag,
+        major: u32,
+        minor: u32,
+    ) -> Result<(), LayerError> {
         self.clear(name, comps, last, false)?;
         let parent = self.tree.parent(name, comps)?;
-        mknodat(parent, last, kind, Mode::from_bits_truncate(meta.mode), makedev(u64::from(major), u64::from(minor)))
-            .map_err(|e| LayerError::io(name, e.into()))?;
+        mknodat(
+            parent,
+            last,
+            kind,
+            Mode::from_bits_truncate(meta.mode),
+            makedev(u64::from(major), u64::from(minor)),
+        )
+        .map_err(|e| LayerError::io(name, e.into()))?;
         set_at_meta(parent, last, meta, name, true)
     }
 
@@ -344,12 +426,19 @@ impl Unpacker {
         for (mut comps, mtime) in times.into_iter().rev() {
             let entry = safe_fs::display(&comps);
             let Some(last) = comps.pop() else {
-                futimens(self.tree.root(), &mtime, &mtime).map_err(|e| LayerError::io(&entry, e.into()))?;
+                futimens(self.tree.root(), &mtime, &mtime)
+                    .map_err(|e| LayerError::io(&entry, e.into()))?;
                 continue;
             };
             let parent = self.tree.existing(&entry, &comps)?;
             let parent = parent.as_ref().map_or(self.tree.root(), |f| f.as_fd());
-            match utimensat(parent, last.as_os_str(), &mtime, &mtime, UtimensatFlags::NoFollowSymlink) {
+            match utimensat(
+                parent,
+                last.as_os_str(),
+                &mtime,
+                &mtime,
+                UtimensatFlags::NoFollowSymlink,
+            ) {
                 // Replaced or whited out later in the archive.
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(e) => return Err(LayerError::io(&entry, e.into())),
@@ -359,11 +448,15 @@ impl Unpacker {
     }
 }
 
-    /// Owner, then mode (chown clears set-id bits), then xattrs (chown clears
+/// Owner, then mode (chown clears set-id bits), then xattrs (chown clears
 /// `security.capability`).
 fn set_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<(), LayerError> {
-    fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
-        .map_err(|e| LayerError::io(name, e.into()))?;
+    fchown(
+        fd,
+        Some(Uid::from_raw(meta.uid)),
+        Some(Gid::from_raw(meta.gid)),
+    )
+    .map_err(|e| LayerError::io(name, e.into()))?;
     fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(|e| LayerError::io(name, e.into()))?;
     for (k, v) in &meta.xattrs {
         xattr_outcome(name, k, set_xattr_fd(fd, k, v))?;
@@ -372,20 +465,48 @@ fn set_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<(), LayerE
 }
 
 /// The same for a symlink or device node (never opened), by name in `parent`.
-fn set_at_meta(parent: BorrowedFd<'_>, last: &OsStr, meta: &Meta, name: &str, chmod: bool) -> Result<(), LayerError> {
+fn set_at_meta(
+    parent: BorrowedFd<'_>,
+    last: &OsStr,
+    meta: &Meta,
+    name: &str,
+    chmod: bool,
+) -> Result<(), LayerError> {
     let io = |e: Errno| LayerError::io(name, e.into());
-    fchownat(parent, last, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io)?;
+    fchownat(
+        parent,
+        last,
+        Some(Uid::from_raw(meta.uid)),
+        Some(Gid::from_raw(meta.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(io)?;
     if chmod {
         // `last` was just made by mknodat and is no symlink, so following is moot.
-        fchmodat(parent, last, Mode::from_bits_truncate(meta.mode), FchmodatFlags::FollowSymlink).map_err(io)?;
+        fchmodat(
+            parent,
+            last,
+            Mode::from_bits_truncate(meta.mode),
+            FchmodatFlags::FollowSymlink,
+        )
+        .map_err(io)?;
     }
     for (k, v) in &meta.xattrs {
         // lsetxattr through /proc/self/fd: the parent is trusted, the last component is
         // not followed.
-        let path = Path::new("/proc/self/fd").join(parent.as_raw_fd().to_string()).join(last);
+        let path = Path::new("/proc/self/fd")
+            .join(parent.as_raw_fd().to_string())
+            .join(last);
         xattr_outcome(name, k, xattr::set(&path, k, v))?;
     }
-    utimensat(parent, last, &meta.mtime, &meta.mtime, UtimensatFlags::NoFollowSymlink).map_err(io)
+    utimensat(
+        parent,
+        last,
+        &meta.mtime,
+        &meta.mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io)
 }
 
 /// Xattrs the destination file system cannot hold (`ENOTSUP`, or `EPERM` for `user.*` on a

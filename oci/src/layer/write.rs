@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
 use super::{
-    is_private_xattr, Compression, LayerError, WrittenLayer, OPAQUE_WHITEOUT,
-    OVERLAY_OPAQUE_XATTR, OVERLAY_USER_OPAQUE_XATTR, WHITEOUT_PREFIX,
+    is_private_xattr, Compression, LayerError, WrittenLayer, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR,
+    OVERLAY_USER_OPAQUE_XATTR, WHITEOUT_PREFIX,
 };
 use crate::store::{BlobWriter, ContentStore};
 use crate::Sha256Writer;
@@ -68,8 +68,8 @@ pub fn write_layer(
         return Ok(None);
     }
     let blob = store.writer()?;
-    let encoder = Encoder::new(opts.compression, blob)
-        .map_err(|e| LayerError::io(upper.display(), e))?;
+    let encoder =
+        Encoder::new(opts.compression, blob).map_err(|e| LayerError::io(upper.display(), e))?;
     let tee = TarHasher {
         inner: encoder,
         hash: Sha256Writer::new(),
@@ -183,7 +183,9 @@ impl<R: Read> Read for ExactReader<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let max = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let n = self.inner.read(&mut buf[..max])?;
         if n == 0 {
             return Err(io::Error::new(
@@ -195,6 +197,9 @@ impl<R: Read> Read for ExactReader<R> {
         Ok(n)
     }
 }
+
+/// An extended attribute: name and value.
+type Xattr = (Vec<u8>, Vec<u8>);
 
 struct Walker {
     builder: tar::Builder<BufWriter<TarHasher>>,
@@ -270,7 +275,12 @@ impl Walker {
         if !xattrs.is_empty() {
             let mut records: Vec<(String, &[u8])> = xattrs
                 .iter()
-                .map(|(k, v)| (format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)), &v[..]))
+                .map(|(k, v)| {
+                    (
+                        format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
+                        &v[..],
+                    )
+                })
                 .collect();
             records.sort();
             self.builder
@@ -356,7 +366,7 @@ impl Walker {
     }
 
     /// The xattrs to record, sorted by name (overlay's own and host-private ones dropped).
-    fn xattrs(&self, abs: &Path, rel: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LayerError> {
+    fn xattrs(&self, abs: &Path, rel: &Path) -> Result<Vec<Xattr>, LayerError> {
         let names = match xattr::list(abs) {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),

@@ -1,0 +1,5 @@
+//! kiln-oci integration tests: real files, real tars, real syscalls (run as root).
+
+mod fs_snapshot;
+mod hostile_tars;
+mod layer_roundtrip;
