@@ -1,0 +1,48 @@
+//! The exporter's error type.
+
+use std::path::PathBuf;
+
+use kiln_oci::registry::RegistryError;
+use kiln_oci::store::StoreError;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// An I/O error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content store failed (a missing layer blob, a failed write).
+    #[error("content store: {0}")]
+    Store(#[from] StoreError),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An image name could not be parsed.
+    #[error("invalid image name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An existing file in the destination is not what it should be.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// `map_err` helper for I/O on `path`.
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ExportError {
+    let path = path.into();
+    move |source| ExportError::Io { path, source }
+}
