@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use sha2::Digest;
 use tempfile::TempDir;
 
 use crate::{ensure_tools, run, Error, Registry, Result};
@@ -231,6 +232,37 @@ impl Image {
             .map(|e| e.content))
     }
 
+    /// Check the config's `rootfs.diff_ids` against the layers: same count, and each is the
+    /// sha256 of the uncompressed layer tar. Also checks that the history has exactly one
+    /// non-`empty_layer` entry per layer.
+    pub fn check_diff_ids(&self) -> Result<()> {
+        let diff_ids: Vec<&str> = self.config["rootfs"]["diff_ids"]
+            .as_array()
+            .ok_or_else(|| Error::invalid("config", "no rootfs.diff_ids"))?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if diff_ids.len() != self.layers.len() {
+            return Err(Error::invalid("config", format!("{} diff_ids for {} layers", diff_ids.len(), self.layers.len())));
+        }
+        let non_empty = self.config["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["empty_layer"] != Value::Bool(true))
+            .count();
+        if non_empty != diff_ids.len() {
+            return Err(Error::invalid("config", format!("{non_empty} non-empty history entries for {} diff_ids", diff_ids.len())));
+        }
+        for (i, (layer, want)) in self.layers.iter().zip(&diff_ids).enumerate() {
+            let got = format!("sha256:{}", hex::encode(sha2::Sha256::digest(decompress(layer)?)));
+            if got != *want {
+                return Err(Error::invalid("config", format!("layer {i}: diff_id {want} but content hashes to {got}")));
+            }
+        }
+        Ok(())
+    }
+
     /// The config's `config` object field `key` (e.g. `"Env"`), `Null` if absent.
     pub fn cfg(&self, key: &str) -> &Value {
         &self.config["config"][key]
@@ -262,16 +294,25 @@ pub(crate) fn extract_tar(path: &Path) -> Result<TempDir> {
     Ok(dir)
 }
 
-/// List the entries of a layer blob (gzip, zstd or plain tar, detected by magic bytes).
-pub fn layer_entries(blob: &[u8]) -> Result<Vec<LayerEntry>> {
-    let reader: Box<dyn Read + '_> = if blob.starts_with(&[0x1f, 0x8b]) {
+fn layer_reader(blob: &[u8]) -> Result<Box<dyn Read + '_>> {
+    Ok(if blob.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(blob))
     } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::new(blob).map_err(|e| Error::io("zstd", "layer", e))?)
     } else {
         Box::new(blob)
-    };
-    let mut archive = tar::Archive::new(reader);
+    })
+}
+
+fn decompress(blob: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    layer_reader(blob)?.read_to_end(&mut out).map_err(|e| Error::io("decompress", "layer", e))?;
+    Ok(out)
+}
+
+/// List the entries of a layer blob (gzip, zstd or plain tar, detected by magic bytes).
+pub fn layer_entries(blob: &[u8]) -> Result<Vec<LayerEntry>> {
+    let mut archive = tar::Archive::new(layer_reader(blob)?);
     let mut out = Vec::new();
     let io = |e| Error::io("read layer tar", "layer", e);
     for entry in archive.entries().map_err(io)? {

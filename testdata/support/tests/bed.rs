@@ -95,6 +95,7 @@ fn busybox_layout_is_deterministic_and_unpacks_with_umoci() {
         Image::from_oci_dir(b.path()).unwrap(),
     );
     assert_eq!(ia.manifest_digest, ib.manifest_digest);
+    ia.check_diff_ids().unwrap();
     assert_eq!(ia.ref_name.as_deref(), Some("latest"));
     assert_eq!(ia.env()["PATH"], BUSYBOX_PATH);
     assert_eq!(ia.cfg("Cmd"), &serde_json::json!(["sh"]));

@@ -1,0 +1,90 @@
+//! Cache-warm rebuilds with one `--root`: identical results, no base re-download, and a miss
+//! exactly when a COPYed file's content changes (never for mtime alone).
+
+use std::time::{Duration, SystemTime};
+
+use kiln_testsupport::Image;
+
+use crate::common::{Bases, Fixture};
+
+/// Build `testdata/e2e/cache` to a fresh OCI dir `name`; returns (image, /r bytes).
+fn build(f: &Fixture<'_>, name: &str, extra: &[&str]) -> (Image, Vec<u8>, crate::common::Outcome) {
+    let dir = f.out(name);
+    let dest = format!("type=oci,dest={},tar=false", dir.display());
+    let mut args = vec!["-t", "kiln-e2e/cache:latest", "-o", &dest];
+    args.extend_from_slice(extra);
+    let out = f.build(&args);
+    out.ok();
+    let image = Image::from_oci_dir(&dir).expect("read OCI dir");
+    let r = image
+        .file("r")
+        .expect("read layers")
+        .expect("/r in the image");
+    assert_eq!(r.len(), 16, "/r holds 16 random bytes");
+    (image, r, out)
+}
+
+#[test]
+fn rebuild_reuses_cache_until_a_copied_file_changes() {
+    // Own registry: its access log must only show this test's pulls.
+    let bases = Bases::start();
+    let f = Fixture::with_bases(&bases);
+    f.copy_case("cache");
+
+    let (first, r1, _) = build(&f, "1", &[]);
+    let gets_after_first = bases.registry.blob_gets().len();
+    assert!(
+        gets_after_first > 0,
+        "first build pulls the base: {}",
+        bases.registry.access_log()
+    );
+
+    // No-op rebuild: same bytes, same manifest digest, nothing downloaded, steps reported CACHED.
+    let (second, r2, out) = build(&f, "2", &[]);
+    assert_eq!(r2, r1, "RUN was re-executed on a no-op rebuild");
+    assert_eq!(
+        second.manifest_digest, first.manifest_digest,
+        "no-op rebuild changed the image"
+    );
+    assert_eq!(
+        bases.registry.blob_gets().len(),
+        gets_after_first,
+        "second build downloaded blobs again:\n{:?}",
+        &bases.registry.blob_gets()[gets_after_first..]
+    );
+    assert!(
+        out.progress().iter().any(|(_, l)| l == "CACHED"),
+        "no `#N CACHED` line\n{}",
+        out.text()
+    );
+
+    // Touching the mtime alone changes nothing.
+    let input = f.ctx().join("input.txt");
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .expect("open input")
+        .set_modified(later)
+        .expect("set mtime");
+    let (third, r3, _) = build(&f, "3", &[]);
+    assert_eq!(r3, r1, "mtime-only change re-ran the RUN");
+    assert_eq!(
+        third.manifest_digest, first.manifest_digest,
+        "mtime-only change changed the image"
+    );
+
+    // Editing the COPYed file invalidates the COPY and the RUN after it.
+    std::fs::write(&input, "version 2\n").expect("edit input");
+    let (fourth, r4, _) = build(&f, "4", &[]);
+    assert_ne!(r4, r1, "RUN after a changed COPY was served from cache");
+    assert_ne!(fourth.manifest_digest, first.manifest_digest);
+    assert_eq!(
+        fourth.file("input.txt").expect("read layers").as_deref(),
+        Some(&b"version 2\n"[..])
+    );
+
+    // --no-cache re-runs even when nothing changed.
+    let (_, r5, _) = build(&f, "5", &["--no-cache"]);
+    assert_ne!(r5, r4, "--no-cache reused the RUN result");
+}

@@ -1,0 +1,116 @@
+//! Bad input and failing builds: exit code 1 (2 for usage errors), a first error line that says
+//! what and where, never a panic.
+
+use crate::common::{kiln, shared, Fixture};
+
+fn oci_out(f: &Fixture<'_>) -> String {
+    format!("type=oci,dest={}", f.out("image.tar").display())
+}
+
+#[test]
+fn missing_dockerfile_fails_with_one_line() {
+    let f = Fixture::empty();
+    f.write("hello.txt", "hi\n");
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1).error_line_names(&["Dockerfile"]);
+    assert!(!f.out("image.tar").exists(), "no output for a failed build");
+
+    let out = f.build(&["-f", "nope.Dockerfile", "-o", &oci_out(&f)]);
+    out.fails_with(1).error_line_names(&["nope.Dockerfile"]);
+}
+
+#[test]
+fn unknown_instruction_names_file_and_line() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN true\nFNTRYPOINT [\"/bin/sh\"]\n",
+    );
+    f.build(&["-o", &oci_out(&f)])
+        .fails_with(1)
+        .error_line_names(&["Dockerfile:3", "FNTRYPOINT"]);
+}
+
+#[test]
+fn copy_of_missing_file_names_the_file() {
+    let f = Fixture::empty();
+    f.write("Dockerfile", "FROM scratch\nCOPY nothere.txt /\n");
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1)
+        .error_line_names(&["nothere.txt"])
+        .shows("Dockerfile:2");
+}
+
+#[test]
+fn copy_of_dockerignored_file_fails_like_a_missing_one() {
+    let f = Fixture::empty();
+    f.write("Dockerfile", "FROM scratch\nCOPY ignored.txt /\n");
+    f.write("ignored.txt", "you cannot see me\n");
+    f.write(".dockerignore", "ignored.txt\n");
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1)
+        .error_line_names(&["ignored.txt"])
+        .shows("Dockerfile:2");
+}
+
+#[test]
+fn base_image_missing_from_registry_names_the_reference() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @REGISTRY@/does-not-exist:1.0\nRUN true\n",
+    );
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1).error_line_names(&["does-not-exist"]);
+    // Sanity: the registry in the reference is the live one, so this is "not found", not "down".
+    assert_eq!(shared().registry.v2_status().expect("registry up"), 200);
+}
+
+#[test]
+fn failing_run_shows_command_exit_code_and_last_output() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN echo first-line; echo last-line; exit 3\nRUN echo never-runs\n",
+    );
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1)
+        .shows("echo first-line")
+        .shows("last-line");
+    let line = out.error_line();
+    assert!(
+        line.contains("exit code: 3") || (line.contains("exit") && line.contains('3')),
+        "error line {line:?} lacks the exit code\n{}",
+        out.text()
+    );
+    assert!(
+        !out.text().contains("never-runs\n#"),
+        "a step after the failure ran"
+    );
+    assert!(!f.out("image.tar").exists(), "no output for a failed build");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let f = Fixture::empty();
+    f.write("Dockerfile", "FROM scratch\n");
+    let ctx = f.ctx().display().to_string();
+    for args in [
+        vec!["build".to_string()],
+        vec!["build".into(), "--progress=sparkly".into(), ctx.clone()],
+        vec![
+            "build".into(),
+            "--network=bridge-of-sighs".into(),
+            ctx.clone(),
+        ],
+        vec!["build".into(), "--no-such-flag".into(), ctx.clone()],
+        vec!["frobnicate".into()],
+    ] {
+        let out = kiln(&args);
+        out.fails_with(2);
+        assert!(
+            !out.stderr().trim().is_empty(),
+            "usage error without a message: {args:?}"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the `kiln` binary against real tools: a loopback registry, skopeo,
+//! umoci and dockerd (see `kiln-testsupport`). Every test reads the image it produced.
+#![allow(clippy::unwrap_used)]
+
+mod cache;
+mod common;
+mod context;
+mod errors;
+mod outputs;
+mod sandbox;

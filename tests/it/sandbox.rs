@@ -1,0 +1,203 @@
+//! The RUN sandbox and scheduler: concurrent stages, cancellation, network isolation, and a
+//! long Dockerfile.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kiln_testsupport::Image;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::common::{mounts_mentioning, pids_running, Fixture};
+
+fn oci_dir(f: &Fixture<'_>, name: &str, extra: &[&str]) -> Image {
+    let dir = f.out(name);
+    let dest = format!("type=oci,dest={},tar=false", dir.display());
+    let mut args = vec!["-o", dest.as_str()];
+    args.extend_from_slice(extra);
+    f.build(&args).ok();
+    Image::from_oci_dir(&dir).expect("read OCI dir")
+}
+
+fn seconds(image: &Image, path: &str) -> f64 {
+    let bytes = image
+        .file(path)
+        .expect("read layers")
+        .unwrap_or_else(|| panic!("{path} missing"));
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{path}: {text:?}: {e}"))
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    let f = Fixture::case("parallel");
+    let image = oci_dir(&f, "out", &[]);
+    let (a0, a1) = (seconds(&image, "a.start"), seconds(&image, "a.end"));
+    let (b0, b1) = (seconds(&image, "b.start"), seconds(&image, "b.end"));
+    assert!(
+        a1 - a0 >= 1.9 && b1 - b0 >= 1.9,
+        "each RUN sleeps 2s: a {a0}..{a1}, b {b0}..{b1}"
+    );
+    assert!(
+        a0.max(b0) < a1.min(b1),
+        "stage RUNs did not overlap: a {a0}..{a1}, b {b0}..{b1}"
+    );
+}
+
+#[test]
+fn sigint_during_run_stops_everything_and_leaves_no_mounts() {
+    const SLEEP: [&str; 2] = ["sleep", "1037"];
+    let f = Fixture::empty();
+    f.write("Dockerfile", "FROM @BASE@\nRUN echo started; sleep 1037\n");
+    let mounts_before = mounts_mentioning(&f.root());
+    let log = std::fs::File::create(f.out("kiln.log")).expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "--progress=plain", "--root"])
+        .arg(f.root())
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", f.out("never.tar").display()))
+        .arg(f.ctx())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn kiln");
+    let kiln_log = || std::fs::read_to_string(f.out("kiln.log")).unwrap_or_default();
+
+    // Wait until the RUN's `sleep 1037` is running.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while pids_running(&SLEEP).is_empty() {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "kiln exited ({status}) before the RUN started:\n{}",
+                kiln_log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RUN sleep 1037 never started:\n{}",
+            kiln_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    kill(pid, Signal::SIGINT).expect("send SIGINT");
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kiln still running 5s after SIGINT:\n{}", kiln_log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        !status.success(),
+        "an interrupted build must not report success"
+    );
+    assert!(!kiln_log().contains("panicked"), "{}", kiln_log());
+
+    // The sandbox's processes die with it (allow the kernel a moment to reap the namespace).
+    let gone = Instant::now() + Duration::from_secs(2);
+    while !pids_running(&SLEEP).is_empty() && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        pids_running(&SLEEP),
+        Vec::<u32>::new(),
+        "`sleep 1037` survived kiln"
+    );
+    assert_eq!(
+        mounts_mentioning(&f.root()),
+        mounts_before,
+        "mounts left behind under --root"
+    );
+
+    // The store is still usable.
+    f.write("Dockerfile", "FROM @BASE@\nRUN echo after > /after\n");
+    let image = oci_dir(&f, "after", &[]);
+    assert_eq!(
+        image.file("after").expect("read layers").as_deref(),
+        Some(&b"after\n"[..])
+    );
+}
+
+/// Interface names listed in a /proc/net/dev dump.
+fn interfaces(dump: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(dump)
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn network_none_sees_only_loopback() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN cat /proc/net/dev > /netdev\n",
+    );
+    let image = oci_dir(&f, "none", &["--network", "none"]);
+    let dump = image
+        .file("netdev")
+        .expect("read layers")
+        .expect("/netdev in the image");
+    assert_eq!(
+        interfaces(&dump),
+        vec!["lo".to_string()],
+        "{}",
+        String::from_utf8_lossy(&dump)
+    );
+
+    // The default network is the host's (as BuildKit without CNI): it shows the host's interfaces.
+    let host = interfaces(&std::fs::read("/proc/net/dev").expect("read /proc/net/dev"));
+    let image = oci_dir(&f, "default", &["--network", "default"]);
+    let dump = image
+        .file("netdev")
+        .expect("read layers")
+        .expect("/netdev in the image");
+    let mut seen = interfaces(&dump);
+    seen.sort();
+    let mut host_sorted = host.clone();
+    host_sorted.sort();
+    assert_eq!(
+        seen, host_sorted,
+        "--network default should share the host's network"
+    );
+}
+
+#[test]
+fn dockerfile_with_150_steps_builds() {
+    const STEPS: usize = 150;
+    let f = Fixture::empty();
+    let mut dockerfile = String::from("FROM @BASE@\n");
+    for i in 1..=STEPS {
+        dockerfile.push_str(&format!("RUN echo {i} > /step-{i}\n"));
+    }
+    f.write("Dockerfile", &dockerfile);
+    let image = oci_dir(&f, "out", &[]);
+    let entries = image.entries().expect("read layers");
+    for i in 1..=STEPS {
+        let path = format!("step-{i}");
+        let e = entries
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("/{path} missing"));
+        assert_eq!(e.content, format!("{i}\n").into_bytes(), "/{path}");
+    }
+    image
+        .check_diff_ids()
+        .expect("diff_ids match layers and history");
+    assert!(
+        image.layers.len() > STEPS,
+        "one layer per RUN on top of the base: {}",
+        image.layers.len()
+    );
+}
