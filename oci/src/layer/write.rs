@@ -337,8 +337,7 @@ impl Walker {
         } else if ft.is_symlink() {
             let target = fs::read_link(abs).map_err(self.io(rel))?;
             let mut h = self.header(&meta, EntryType::Symlink);
-            self.builder
-                .append_link(&mut h, rel, &target)
+            self.append_symlink(&mut h, rel, target.as_os_str().as_bytes())
                 .map_err(self.io(rel))?;
         } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
             let kind = if ft.is_char_device() {
@@ -363,6 +362,27 @@ impl Walker {
             tracing::debug!(path = %abs.display(), "skipping socket in layer");
         }
         Ok(false)
+    }
+
+    /// Appends a symlink keeping its target byte for byte (`tar::Builder::append_link`
+    /// would normalise `//` and `./` away); long targets get a GNU `K` entry.
+    fn append_symlink(&mut self, h: &mut Header, path: &Path, target: &[u8]) -> io::Result<()> {
+        let field_len = h.as_old().linkname.len();
+        if target.len() > field_len {
+            let mut k = Header::new_gnu();
+            k.as_gnu_mut()
+                .ok_or_else(|| io::Error::other("not a GNU header"))?
+                .name[..13]
+                .copy_from_slice(b"././@LongLink");
+            k.set_mode(0o644);
+            k.set_entry_type(EntryType::GNULongLink);
+            k.set_size(target.len() as u64 + 1);
+            k.set_cksum();
+            self.builder.append(&k, target.chain(&[0u8][..]))?;
+        }
+        let n = target.len().min(field_len);
+        h.as_old_mut().linkname[..n].copy_from_slice(&target[..n]);
+        self.builder.append_data(h, path, io::empty())
     }
 
     /// The xattrs to record, sorted by name (overlay's own and host-private ones dropped).

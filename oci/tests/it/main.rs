@@ -2,4 +2,5 @@
 
 mod fs_snapshot;
 mod hostile_tars;
+mod layer_proptest;
 mod layer_roundtrip;
