@@ -1,1 +1,28 @@
 //! kiln's executor: snapshots, the RUN sandbox, file ops.
+//!
+//! [`Executor`] implements [`kiln_ir::Worker`]. RUN and COPY run in a re-executed,
+//! single-threaded init (`kiln __sandbox-init <spec>`): the binary must call
+//! [`run_init_if_requested`] first thing in `main`, and may call [`cancel_all`] from its
+//! SIGINT handler.
+//!
+//! ```no_run
+//! fn main() {
+//!     kiln_executor::run_init_if_requested();
+//!     // … start tokio, build an Executor with InitCommand::current_exe() …
+//! }
+//! ```
+
+mod error;
+mod executor;
+mod fileop;
+mod init;
+mod process;
+mod snapshots;
+mod spec;
+mod users;
+
+pub use error::ExecutorError;
+pub use executor::{Executor, ExecutorOptions, InitCommand};
+pub use init::run_init_if_requested;
+pub use process::cancel_all;
+pub use spec::INIT_SUBCOMMAND;

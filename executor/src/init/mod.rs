@@ -1,0 +1,133 @@
+//! The re-executed init: `kiln __sandbox-init <spec.json>`.
+//!
+//! The kiln binary calls [`run_init_if_requested`] first thing in `main`, before any thread
+//! starts: namespaces, `fork` and mounts are only safe in a single-threaded process.
+#![allow(unsafe_code)]
+
+mod sandbox;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+
+use crate::spec::{InitFailure, RootfsSpec, Spec, INIT_SUBCOMMAND};
+
+/// The fd on which the init reports a failure (the parent dup2s its pipe here).
+pub(crate) const ERROR_FD: i32 = 3;
+
+/// Exit code of an init that failed before running the command.
+const SETUP_FAILED: i32 = 125;
+
+/// If this process was started as the sandbox init (`argv[1] == "__sandbox-init"`), runs the
+/// job described by `argv[2]` and exits; otherwise returns at once.
+///
+/// Call it first thing in `main`, before tokio or any other thread starts.
+pub fn run_init_if_requested() {
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() != Some(OsStr::new(INIT_SUBCOMMAND)) {
+        return;
+    }
+    let code = match args.next() {
+        Some(spec) => run(Path::new(&spec)),
+        None => report(InitFailure::Other("sandbox init: missing spec path".into())),
+    };
+    std::process::exit(code)
+}
+
+fn run(spec_path: &Path) -> i32 {
+    let spec = match std::fs::read(spec_path)
+        .map_err(|e| format!("reading {}: {e}", spec_path.display()))
+        .and_then(|b| serde_json::from_slice::<Spec>(&b).map_err(|e| format!("parsing spec: {e}")))
+    {
+        Ok(s) => s,
+        Err(e) => return report(InitFailure::Other(e)),
+    };
+    match spec {
+        Spec::Run(run) => sandbox::run(&run),
+        Spec::File(file) => match crate::fileop::run_file_job(&file) {
+            Ok(()) => 0,
+            Err(f) => report(f),
+        },
+    }
+}
+
+/// Writes the failure to [`ERROR_FD`] (or stderr when it is not open) and returns the exit
+/// code to use.
+pub(crate) fn report(failure: InitFailure) -> i32 {
+    let bytes = serde_json::to_vec(&failure).unwrap_or_default();
+    // SAFETY: fd 3 is the error pipe the parent installed; if it is not open, fcntl fails
+    // and we fall back to stderr. ManuallyDrop keeps the fd open for other reporters.
+    let open = unsafe { libc::fcntl(ERROR_FD, libc::F_GETFD) } >= 0;
+    if open {
+        // SAFETY: see above: the fd is open and owned by this process for its lifetime.
+        let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(ERROR_FD) });
+        let _ = f.write_all(&bytes);
+    } else {
+        eprintln!("kiln sandbox init: {failure:?}");
+    }
+    SETUP_FAILED
+}
+
+/// Makes every mount in this (new) mount namespace private, so nothing propagates to the
+/// host.
+pub(crate) fn make_root_private() -> Result<(), String> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making / rprivate: {e}"))
+}
+
+/// Mounts an overlay of `lowers` (top first, relative to `snapshots_dir`) at `target`, with
+/// an upper dir when given (read-only otherwise).
+pub(crate) fn mount_overlay(
+    snapshots_dir: &Path,
+    lowers: &[String],
+    upper_work: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), String> {
+    // Relative lower dirs keep 150 layers inside one page of options.
+    std::env::set_current_dir(snapshots_dir)
+        .map_err(|e| format!("chdir {}: {e}", snapshots_dir.display()))?;
+    let mut base = format!("lowerdir={}", lowers.join(":"));
+    if let Some((upper, work)) = upper_work {
+        base.push_str(&format!(
+            ",upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        ));
+    }
+    let flags = if upper_work.is_some() {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
+    let with_extras = format!("{base},index=off,redirect_dir=off,metacopy=off");
+    let result = mount(Some("overlay"), target, Some("overlay"), flags, Some(with_extras.as_str()))
+        .or_else(|_| mount(Some("overlay"), target, Some("overlay"), flags, Some(base.as_str())));
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    result.map_err(|e| {
+        format!(
+            "mounting overlay ({} lower dirs, {} bytes of options) at {}: {e}",
+            lowers.len(),
+            with_extras.len(),
+            target.display()
+        )
+    })
+}
+
+/// Mounts the rootfs overlay of a job.
+pub(crate) fn mount_rootfs(rootfs: &RootfsSpec) -> Result<(), String> {
+    mount_overlay(
+        &rootfs.snapshots_dir,
+        &rootfs.lowers,
+        Some((&rootfs.upper, &rootfs.work)),
+        &rootfs.target,
+    )
+}

@@ -1,0 +1,360 @@
+//! The RUN sandbox: namespaces, rootfs, `/proc` `/sys` `/dev`, `/etc` files, identity,
+//! capabilities, and a PID 1 that reaps and forwards signals.
+//!
+//! Not done yet: seccomp (Docker's default allowlist) and user namespaces (rootless).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::stat::{umask, Mode};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+
+use super::{make_root_private, mount_rootfs, report, ERROR_FD};
+use crate::spec::{InitFailure, RunSpec};
+use crate::users::{parse_group, parse_passwd, resolve_exec_user, ExecUser};
+
+/// Docker's default capability set (`CapBnd 00000000a80425fb`).
+const DEFAULT_CAPS: [Capability; 14] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_MKNOD,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+/// Docker's default PATH, used when the env has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Runs a RUN job in the calling (single-threaded) process; returns the exit code.
+pub(super) fn run(spec: &RunSpec) -> i32 {
+    let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    if spec.network_none {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if let Err(e) = unshare(flags) {
+        return report(InitFailure::Other(format!("unshare namespaces: {e}")));
+    }
+    // SAFETY: this process is single-threaded (run_init_if_requested runs before any
+    // thread starts), so the child may run arbitrary code after fork.
+    match unsafe { fork() } {
+        Err(e) => report(InitFailure::Other(format!("fork: {e}"))),
+        Ok(ForkResult::Child) => std::process::exit(pid1(spec)),
+        Ok(ForkResult::Parent { child }) => loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => return code,
+                Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return report(InitFailure::Other(format!("waitpid: {e}"))),
+            }
+        },
+    }
+}
+
+/// PID 1 of the new pid namespace.
+fn pid1(spec: &RunSpec) -> i32 {
+    // If the outer init dies (kiln was killed), take the whole namespace down with us.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        return report(InitFailure::Other(format!("prctl(PR_SET_PDEATHSIG): {e}")));
+    }
+    let user = match setup(spec) {
+        Ok(u) => u,
+        Err(e) => return report(InitFailure::Other(e)),
+    };
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        mask.add(s);
+    }
+    if let Err(e) = mask.thread_block() {
+        return report(InitFailure::Other(format!("sigprocmask: {e}")));
+    }
+    // SAFETY: still single-threaded; the child only sets up its identity and execs.
+    let main = match unsafe { fork() } {
+        Err(e) => return report(InitFailure::Other(format!("fork: {e}"))),
+        Ok(ForkResult::Child) => {
+            let _ = mask.thread_unblock();
+            let err = exec_command(spec, &user);
+            std::process::exit(report(InitFailure::Other(err)));
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    loop {
+        let sig = match mask.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig != Signal::SIGCHLD {
+            let _ = kill(main, sig);
+            continue;
+        }
+        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            let code = match status {
+                WaitStatus::StillAlive => break,
+                WaitStatus::Exited(pid, code) if pid == main => code,
+                WaitStatus::Signaled(pid, sig, _) if pid == main => 128 + sig as i32,
+                _ => continue,
+            };
+            // Kill what is left; the kernel also does when PID 1 exits.
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            return code;
+        }
+    }
+}
+
+/// Host files opened before `pivot_root`, bind-mounted afterwards through `/proc/self/fd`.
+struct HostFiles {
+    devices: Vec<(&'static str, OwnedFd)>,
+    etc: Vec<(&'static str, OwnedFd)>,
+}
+
+fn open_path(path: &Path) -> Result<OwnedFd, String> {
+    nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("opening {}: {e}", path.display()))
+}
+
+fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount namespace: {e}"))?;
+    make_root_private()?;
+    if spec.network_none {
+        loopback_up()?;
+    }
+    let mut host = HostFiles {
+        devices: Vec::new(),
+        etc: Vec::new(),
+    };
+    for d in DEVICES {
+        host.devices
+            .push((d, open_path(&Path::new("/dev").join(d))?));
+    }
+    host.etc.push(("/etc/hosts", open_path(&spec.hosts)?));
+    host.etc.push(("/etc/resolv.conf", open_path(&spec.resolv)?));
+    host.etc.push(("/etc/hostname", open_path(&spec.hostname_file)?));
+
+    mount_rootfs(&spec.rootfs)?;
+    std::env::set_current_dir(&spec.rootfs.target)
+        .map_err(|e| format!("chdir {}: {e}", spec.rootfs.target.display()))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+
+    mount_special(&host)?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = resolve_exec_user(&spec.user, &parse_passwd(&passwd), &parse_group(&group))?;
+    // Like BuildKit, a missing working directory is created (as root).
+    std::fs::create_dir_all(&spec.cwd)
+        .map_err(|e| format!("creating working directory {}: {e}", spec.cwd))?;
+    Ok(user)
+}
+
+fn mnt(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), String> {
+    mount(source, target, fstype, flags, data).map_err(|e| format!("mounting {target}: {e}"))
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// `/proc`, `/sys` (read-only), a minimal `/dev` and the generated `/etc` files; runs after
+/// `pivot_root`, so every target resolves inside the rootfs.
+fn mount_special(host: &HostFiles) -> Result<(), String> {
+    let nse = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for dir in ["/proc", "/sys", "/dev"] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir}: {e}"))?;
+    }
+    mnt(Some("proc"), "/proc", Some("proc"), nse, None)?;
+    mnt(Some("sysfs"), "/sys", Some("sysfs"), nse | MsFlags::MS_RDONLY, None)?;
+    mnt(
+        Some("tmpfs"),
+        "/dev",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for (name, fd) in &host.devices {
+        let target = format!("/dev/{name}");
+        File::create(&target).map_err(|e| format!("creating {target}: {e}"))?;
+        mnt(Some(&fd_path(fd)), &target, None, MsFlags::MS_BIND, None)?;
+    }
+    let mkdir = |d: &str| std::fs::create_dir(d).map_err(|e| format!("creating {d}: {e}"));
+    mkdir("/dev/pts")?;
+    mnt(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    mkdir("/dev/shm")?;
+    mnt(Some("shm"), "/dev/shm", Some("tmpfs"), nse, Some("mode=1777,size=65536k"))?;
+    mkdir("/dev/mqueue")?;
+    mnt(Some("mqueue"), "/dev/mqueue", Some("mqueue"), nse, None)?;
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, link).map_err(|e| format!("symlink {link}: {e}"))?;
+    }
+    for (target, fd) in &host.etc {
+        // Only over a regular file the rootfs (or the stub layer) provides: a missing or
+        // odd target is left alone rather than creating files in the layer.
+        if std::fs::metadata(target).is_ok_and(|m| m.is_file()) {
+            mnt(Some(&fd_path(fd)), target, None, MsFlags::MS_BIND, None)?;
+        }
+    }
+    Ok(())
+}
+
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket(2); the fd is owned by the OwnedFd below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: raw is a fresh fd we own.
+    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass, which lives
+    // across the calls.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            return Err(format!("SIOCGIFFLAGS lo: {}", std::io::Error::last_os_error()));
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            return Err(format!("SIOCSIFFLAGS lo: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// In the command's process: identity, capabilities, umask, cwd, exec. Returns only on
+/// failure.
+fn exec_command(spec: &RunSpec, user: &ExecUser) -> String {
+    match prepare_and_exec(spec, user) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn prepare_and_exec(spec: &RunSpec, user: &ExecUser) -> Result<std::convert::Infallible, String> {
+    let keep: CapsHashSet = DEFAULT_CAPS.into_iter().collect();
+    for cap in caps::runtime::thread_all_supported() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
+        }
+    }
+    caps::set(None, CapSet::Inheritable, &keep).map_err(|e| format!("capabilities: {e}"))?;
+    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    nix::unistd::setgid(Gid::from_raw(user.gid)).map_err(|e| format!("setgid: {e}"))?;
+    nix::unistd::setuid(Uid::from_raw(user.uid)).map_err(|e| format!("setuid: {e}"))?;
+    if user.uid == 0 {
+        caps::set(None, CapSet::Effective, &keep).map_err(|e| format!("capabilities: {e}"))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(|e| format!("capabilities: {e}"))?;
+    }
+    umask(Mode::from_bits_truncate(0o022));
+    std::env::set_current_dir(&spec.cwd).map_err(|e| format!("chdir {}: {e}", spec.cwd))?;
+
+    let mut env = spec.env.clone();
+    let has = |k: &str, env: &[String]| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has("PATH", &env) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has("HOME", &env) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let argv0 = spec
+        .args
+        .first()
+        .ok_or_else(|| "empty command".to_string())?;
+    let program = lookup(argv0, &path_var)?;
+    let cstr = |s: &str| CString::new(s).map_err(|_| format!("NUL byte in {s:?}"));
+    let prog = CString::new(program.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("NUL byte in {argv0:?}"))?;
+    let args = spec.args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let envs = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    // The error pipe must not leak into the command; exec closes it on success.
+    nix::fcntl::fcntl(
+        // SAFETY: ERROR_FD is open for the lifetime of this process (the parent installed it).
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(ERROR_FD) },
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| format!("fcntl: {e}"))?;
+    match nix::unistd::execve(&prog, &args, &envs) {
+        Ok(never) => match never {},
+        Err(e) => Err(format!(
+            "exec: \"{}\": {}",
+            argv0,
+            std::io::Error::from_raw_os_error(e as i32)
+        )),
+    }
+}
+
+/// `exec.LookPath`: a name with a `/` is used as is, others are searched in `PATH`.
+fn lookup(name: &str, path: &str) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(name);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!("exec: \"{name}\": executable file not found in $PATH"))
+}

@@ -1,0 +1,84 @@
+//! What the parent tells the re-executed init to do (written as JSON to a file in the run dir).
+
+use std::path::PathBuf;
+
+use kiln_ir::{ContextFiles, FileAction};
+use serde::{Deserialize, Serialize};
+
+/// The argv[1] that makes the kiln binary (or the test init binary) act as the sandbox init.
+pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
+
+/// One job for the init.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Spec {
+    /// A RUN in the full sandbox.
+    Run(RunSpec),
+    /// COPY / mkdir actions in a private mount namespace.
+    File(FileSpec),
+}
+
+/// The overlay rootfs both kinds of jobs mount.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RootfsSpec {
+    /// Directory the lower dirs are relative to (the init chdirs here before mounting, so
+    /// 150 short relative names fit in one page of mount options).
+    pub(crate) snapshots_dir: PathBuf,
+    /// Lower dir names, top first.
+    pub(crate) lowers: Vec<String>,
+    /// Overlay upper dir (absolute).
+    pub(crate) upper: PathBuf,
+    /// Overlay work dir (absolute, same filesystem as `upper`).
+    pub(crate) work: PathBuf,
+    /// Mount point for the merged rootfs.
+    pub(crate) target: PathBuf,
+}
+
+/// A RUN.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RunSpec {
+    pub(crate) rootfs: RootfsSpec,
+    /// Generated `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname` on the host.
+    pub(crate) hosts: PathBuf,
+    pub(crate) resolv: PathBuf,
+    pub(crate) hostname_file: PathBuf,
+    pub(crate) hostname: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) cwd: String,
+    pub(crate) user: String,
+    pub(crate) network_none: bool,
+}
+
+/// Where a COPY reads from, inside the file job.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SourceSpec {
+    /// Layers, mounted read-only at `target` (top-first names relative to the snapshots dir;
+    /// empty means the empty filesystem).
+    Layers {
+        lowers: Vec<String>,
+        target: PathBuf,
+    },
+    /// A local context read in place.
+    Context(ContextFiles),
+}
+
+/// File actions.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FileSpec {
+    pub(crate) rootfs: RootfsSpec,
+    /// An always-empty directory under the snapshots dir (pads single-layer overlays).
+    pub(crate) empty: String,
+    /// Indexed like `FileOp` inputs minus the first.
+    pub(crate) sources: Vec<SourceSpec>,
+    pub(crate) actions: Vec<FileAction>,
+}
+
+/// What the init reports on its error pipe (fd 3) when it fails before or instead of the
+/// command.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum InitFailure {
+    /// A COPY source is missing.
+    NotFound(String),
+    /// Anything else.
+    Other(String),
+}
