@@ -11,6 +11,7 @@
 mod auth;
 mod pull;
 mod push;
+mod tls;
 mod transport;
 
 use std::collections::BTreeMap;

@@ -179,20 +179,22 @@ impl Transport {
     /// Builds the HTTP client; a CA file that cannot be loaded is kept as `init_error`.
     pub(crate) fn new(opts: RegistryOptions) -> Self {
         let mut init_error = None;
-        let mut certs = Vec::new();
+        let mut pems = Vec::new();
         for path in &opts.ca_files {
-            match std::fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| chain(&e)))
-            {
-                Ok(c) => certs.extend(c),
+            match std::fs::read(path) {
+                Ok(p) => pems.push(p),
                 Err(e) => init_error = Some(format!("CA file {}: {e}", path.display())),
             }
         }
-        let builder = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .tls_certs_merge(certs);
+            .connect_timeout(Duration::from_secs(30));
+        if !pems.is_empty() {
+            match super::tls::client_config(&pems) {
+                Ok(c) => builder = builder.tls_backend_preconfigured(c),
+                Err(e) => init_error = Some(format!("CA files {:?}: {e}", opts.ca_files)),
+            }
+        }
         let http = match builder.build() {
             Ok(c) => c,
             Err(e) => {
