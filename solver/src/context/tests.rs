@@ -229,7 +229,10 @@ fn invalid_dockerignore_is_reported_with_its_path() {
     write(dir.path(), ".dockerignore", "!\n");
     let err = ContextIndex::open(dir.path()).expect_err("invalid");
     let msg = err.to_string();
-    assert!(msg.contains(".dockerignore") && msg.contains("illegal exclusion"), "{msg}");
+    assert!(
+        msg.contains(".dockerignore") && msg.contains("illegal exclusion"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -252,7 +255,11 @@ fn digest_covers_content_and_mode_but_not_mtime() {
     assert_eq!(d(root, "src"), base, "mtime must not count");
 
     write(root, "other.txt", "changed");
-    assert_eq!(d(root, "src"), base, "files outside the prefix must not count");
+    assert_eq!(
+        d(root, "src"),
+        base,
+        "files outside the prefix must not count"
+    );
     assert_ne!(d(root, ""), whole);
 
     fs::set_permissions(root.join("src/a.txt"), fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -281,20 +288,25 @@ fn stat_cache_skips_unchanged_files_and_rehashes_racy_ones() {
     fs::write(root.join("old.txt"), "bbbb").expect("write");
     filetime::set_file_mtime(root.join("old.txt"), old).expect("mtime");
     let index = ContextIndex::open(root).expect("open");
-    assert_eq!(index.digest("old.txt", Some(&cache)).expect("digest"), first);
+    assert_eq!(
+        index.digest("old.txt", Some(&cache)).expect("digest"),
+        first
+    );
     assert_ne!(index.digest("old.txt", None).expect("digest"), first);
 
     // A file whose mtime is not safely older than its record is always re-read.
     write(root, "new.txt", "cccc");
     let index = ContextIndex::open(root).expect("open");
     let fresh = index.digest("new.txt", Some(&cache)).expect("digest");
-    let mtime = FileTime::from_last_modification_time(
-        &fs::metadata(root.join("new.txt")).expect("stat"),
-    );
+    let mtime =
+        FileTime::from_last_modification_time(&fs::metadata(root.join("new.txt")).expect("stat"));
     fs::write(root.join("new.txt"), "dddd").expect("write");
     filetime::set_file_mtime(root.join("new.txt"), mtime).expect("mtime");
     let index = ContextIndex::open(root).expect("open");
-    assert_ne!(index.digest("new.txt", Some(&cache)).expect("digest"), fresh);
+    assert_ne!(
+        index.digest("new.txt", Some(&cache)).expect("digest"),
+        fresh
+    );
 }
 
 #[test]
