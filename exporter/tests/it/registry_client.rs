@@ -329,3 +329,51 @@ async fn wrong_digests_are_detected() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn blobs_mount_across_repositories_without_upload() {
+    let reg = Registry::start(RegistryAuth::None).unwrap();
+    let client = RegistryClient::new(anonymous());
+    let f = image("mount");
+    let from = reference(&format!("{}/src/img:1", reg.addr()));
+    push(&f.bundle(), &from, &client, &f.store).await.unwrap();
+    let to = reference(&format!("{}/dst/img:1", reg.addr()));
+    let layer = &f.layers[0];
+    assert!(!client.blob_exists(&to, &layer.digest).await.unwrap());
+    client
+        .push_blob_mount(&to, layer, &f.store.blob_path(&layer.digest), "src/img")
+        .await
+        .unwrap();
+    assert!(client.blob_exists(&to, &layer.digest).await.unwrap());
+    let log = reg.access_log();
+    assert!(
+        log.contains("\"POST /v2/dst/img/blobs/uploads/?mount="),
+        "{log}"
+    );
+    assert!(!log.contains("\"PUT /v2/dst/img/blobs/uploads/"), "{log}");
+}
+
+#[tokio::test]
+async fn resolves_busybox_as_oci_docker_v2s2_and_index() {
+    let reg = Registry::start(RegistryAuth::None).unwrap();
+    let client = RegistryClient::new(anonymous());
+    for name in [
+        kiln_testsupport::busybox_image(&reg).unwrap(),
+        kiln_testsupport::busybox_image_docker(&reg).unwrap(),
+        kiln_testsupport::busybox_image_index(&reg).unwrap(),
+    ] {
+        let r = client
+            .resolve(&reference(&name), &Platform::linux_amd64())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.config.architecture, "amd64", "{name}");
+        assert_eq!(r.manifest.layers.len(), 1, "{name}");
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        client
+            .fetch_blob(&reference(&name), &r.manifest.layers[0], &store)
+            .await
+            .unwrap();
+        assert!(store.has(&r.manifest.layers[0].digest));
+    }
+}
