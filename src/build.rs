@@ -1,0 +1,296 @@
+//! `kiln build`: Dockerfile → graph → solved layers → image → outputs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use kiln_executor::{Executor, ExecutorOptions, InitCommand};
+use kiln_exporter::ImageBundle;
+use kiln_ir::{Graph, ResolvedImage};
+use kiln_oci::registry::{RegistryClient, RegistryOptions};
+use kiln_oci::{ContentStore, Descriptor, ImageRef, Platform};
+use kiln_solver::{Solver, SolverOptions};
+
+use crate::cli::{BuildOptions, Output};
+use crate::image::assemble;
+use crate::progress::Progress;
+use crate::report::source_error;
+
+/// Why a build failed: the text to print (first line says it all).
+#[derive(Debug)]
+pub(crate) struct Failure(pub(crate) String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// Everything a build shares with its cancellation handler.
+pub(crate) struct Shared {
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+/// Resolves FROM images against registries, showing BuildKit's "load metadata" step.
+struct Resolver {
+    client: RegistryClient,
+    handle: tokio::runtime::Handle,
+    progress: Arc<Progress>,
+}
+
+impl kiln_frontend::ImageResolver for Resolver {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+        let image: ImageRef = reference.parse().map_err(|e| format!("{e}"))?;
+        let v = self
+            .progress
+            .start(&format!("[internal] load metadata for {image}"));
+        let res = self
+            .handle
+            .block_on(self.client.resolve(&image, &Platform::linux_amd64()));
+        match res {
+            Ok(m) => {
+                self.progress.done(v);
+                let layers = m
+                    .manifest
+                    .layers
+                    .iter()
+                    .map(|l| kiln_ir::LayerDesc {
+                        digest: l.digest.clone(),
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                    })
+                    .collect();
+                Ok(ResolvedImage {
+                    reference: image.to_string(),
+                    manifest_digest: m.digest,
+                    config_digest: m.manifest.config.digest.clone(),
+                    config: m.config,
+                    layers,
+                })
+            }
+            Err(e) => {
+                let msg = format!("failed to resolve source metadata for {image}: {e}");
+                self.progress.error(v, &msg);
+                Err(msg)
+            }
+        }
+    }
+}
+
+/// Runs one build to the end.
+pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), Failure> {
+    let progress = Arc::new(Progress::stderr());
+    let df_name = opts.dockerfile.display().to_string();
+
+    let v = progress.start(&format!(
+        "[internal] load build definition from {}",
+        opts.dockerfile
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let text = match std::fs::read(&opts.dockerfile) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            let msg = format!("failed to read dockerfile: open {df_name}: {e}");
+            progress.error(v, &msg);
+            return Err(Failure(msg));
+        }
+    };
+    progress.note(v, &format!("transferring dockerfile: {}B done", text.len()));
+    progress.done(v);
+    if !opts.context.is_dir() {
+        return Err(Failure(format!(
+            "unable to prepare context: path {:?} not found",
+            opts.context.display().to_string()
+        )));
+    }
+
+    let dockerfile = kiln_frontend::parse(&text).map_err(|e| {
+        Failure(source_error(
+            &df_name,
+            &text,
+            e.span(),
+            &e.to_string(),
+            e.help(),
+        ))
+    })?;
+
+    for dir in ["content", "snapshots", "locks", "tmp"] {
+        std::fs::create_dir_all(opts.root.join(dir)).map_err(|e| {
+            Failure(format!(
+                "cannot create {}: {e}",
+                opts.root.join(dir).display()
+            ))
+        })?;
+    }
+    let store = ContentStore::open(&opts.root.join("content"))?;
+    let client = RegistryClient::new(RegistryOptions {
+        insecure: opts.insecure_registries.clone(),
+        ..Default::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+
+    let resolver = Resolver {
+        client: client.clone(),
+        handle: handle.clone(),
+        progress: progress.clone(),
+    };
+    let lower_opts = kiln_frontend::LowerOptions {
+        build_args: opts.build_args.clone(),
+        target: opts.target.clone(),
+    };
+    let mut graph: Graph = {
+        let text = text.clone();
+        let df_name = df_name.clone();
+        tokio::task::spawn_blocking(move || {
+            kiln_frontend::lower(&dockerfile, &lower_opts, &resolver).map_err(|e| {
+                Failure(source_error(
+                    &df_name,
+                    &text,
+                    e.span(),
+                    &e.to_string(),
+                    e.help(),
+                ))
+            })
+        })
+        .await
+        .map_err(|e| Failure(format!("internal error: {e}")))??
+    };
+
+    if opts.network_none {
+        // `--network none` is the default for every RUN that does not ask for another.
+        for node in &mut graph.nodes {
+            if let kiln_ir::Op::Exec(exec) = &mut node.op {
+                exec.network = kiln_ir::NetworkMode::None;
+            }
+        }
+    }
+    let executor = Arc::new(Executor::new(ExecutorOptions {
+        root: opts.root.clone(),
+        init: InitCommand::current_exe(),
+        registry: client.clone(),
+        runtime: handle.clone(),
+        compression: Default::default(),
+    })?);
+    let solver = Solver::new(
+        &opts.root,
+        executor.clone(),
+        SolverOptions {
+            no_cache: opts.no_cache,
+            ..Default::default()
+        },
+    )?;
+    // Absolute, so the sandbox (which changes directory) reads the same files.
+    let context_dir = std::fs::canonicalize(&opts.context).map_err(|e| {
+        Failure(format!(
+            "unable to prepare context: {}: {e}",
+            opts.context.display()
+        ))
+    })?;
+    let mut contexts = BTreeMap::new();
+    contexts.insert("context".to_string(), context_dir);
+    let result = match solver
+        .solve(&graph, &contexts, progress.clone(), shared.cancel.clone())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(solve_failure(&e, &graph, &df_name, &text, &progress)),
+    };
+
+    let image = assemble(&graph, graph.target, &result.nodes).map_err(Failure)?;
+    let layers: Vec<Descriptor> = image
+        .layers
+        .iter()
+        .map(|l| Descriptor {
+            media_type: l.media_type.clone(),
+            digest: l.blob.clone(),
+            size: l.size,
+            platform: None,
+            annotations: None,
+        })
+        .collect();
+    let v = progress.start("exporting to image");
+    let bundle = ImageBundle::new(&image.config, layers, &store)?;
+    progress.note(v, &format!("writing image {} done", bundle.manifest_digest));
+    export(&opts, &bundle, &store, &client, &progress, v).await?;
+    progress.done(v);
+    Ok(())
+}
+
+/// Writes every requested output.
+async fn export(
+    opts: &BuildOptions,
+    bundle: &ImageBundle,
+    store: &ContentStore,
+    client: &RegistryClient,
+    progress: &Progress,
+    v: usize,
+) -> Result<(), Failure> {
+    if opts.outputs.is_empty() {
+        progress.note(
+            v,
+            "WARNING: No output specified; the build result stays in the cache. Use -o or --push.",
+        );
+    }
+    for out in &opts.outputs {
+        match out {
+            Output::Docker { dest } => {
+                kiln_exporter::write_docker_tar(bundle, &opts.tags, store, dest)?;
+                progress.note(
+                    v,
+                    &format!("exporting docker tarball to {} done", dest.display()),
+                );
+            }
+            Output::Oci { dest, tar } => {
+                kiln_exporter::write_oci_layout(bundle, &opts.tags, store, dest, *tar)?;
+                progress.note(
+                    v,
+                    &format!("exporting OCI layout to {} done", dest.display()),
+                );
+            }
+            Output::Image { names, push } => {
+                for name in names {
+                    progress.note(v, &format!("naming to {name} done"));
+                    if *push {
+                        let image: ImageRef = name
+                            .parse()
+                            .map_err(|e| Failure(format!("invalid image name: {e}")))?;
+                        progress.note(v, &format!("pushing {image}"));
+                        kiln_exporter::push(bundle, &image, client, store).await?;
+                        progress.note(v, &format!("pushing {image} done"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns a solve error into the message: `Dockerfile:5: <what failed>` plus the snippet and
+/// the last lines of output.
+fn solve_failure(
+    e: &kiln_solver::SolveError,
+    graph: &Graph,
+    df_name: &str,
+    text: &str,
+    progress: &Progress,
+) -> Failure {
+    let Some(node) = e.node else {
+        return Failure(e.to_string());
+    };
+    let span = graph.nodes.get(node).and_then(|n| n.span);
+    let mut out = String::new();
+    if let Some((name, tail)) = progress.tail_of_node(node) {
+        if !tail.is_empty() {
+            out.push_str(&format!("------\n > {name}:\n"));
+            for l in tail {
+                out.push_str(&l);
+                out.push('\n');
+            }
+            out.push_str("------\n");
+        }
+    }
+    let msg = source_error(df_name, text, span, &e.to_string(), None);
+    Failure(format!("{msg}{out}"))
+}

@@ -1,0 +1,310 @@
+//! Command-line flags (clap) and their resolution into validated options.
+//!
+//! Two steps, as ripgrep does: clap fills [`Cli`], then [`BuildArgs::resolve`] turns it into
+//! [`BuildOptions`] with defaults applied and every value checked. Clap types stop here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// kiln: a daemonless Dockerfile image builder.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// kiln's subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(BuildArgs),
+}
+
+/// Progress output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// `tty` on a terminal, `plain` otherwise.
+    Auto,
+    /// BuildKit's plain log format.
+    Plain,
+    /// A compact live view.
+    Tty,
+}
+
+/// RUN's default network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum NetworkArg {
+    /// The host's network (as BuildKit without CNI).
+    Default,
+    /// Only a loopback interface.
+    None,
+}
+
+/// `kiln build` flags as written.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildArgs {
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Name and optionally a tag (`name:tag`) of the image.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub(crate) tags: Vec<String>,
+    /// Set a build-time variable (`K=V`, or `K` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub(crate) build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long, value_name = "STAGE")]
+    pub(crate) target: Option<String>,
+    /// Output destination (`type=docker|oci|image,dest=…,name=…,push=true,tar=false`).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub(crate) outputs: Vec<String>,
+    /// Push the image named with -t (shorthand for `-o type=image,push=true`).
+    #[arg(long)]
+    pub(crate) push: bool,
+    /// Do not use the cache.
+    #[arg(long = "no-cache")]
+    pub(crate) no_cache: bool,
+    /// Network for RUN instructions.
+    #[arg(long, value_enum, default_value = "default")]
+    pub(crate) network: NetworkArg,
+    /// Progress output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) progress: ProgressMode,
+    /// Directory of kiln's store (default /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// Reach this registry over plain HTTP (loopback registries always are).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// The build context directory.
+    #[arg(value_name = "CONTEXT")]
+    pub(crate) context: PathBuf,
+}
+
+/// Where the built image goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// docker-save tarball.
+    Docker {
+        /// Destination file (`-` is not supported).
+        dest: PathBuf,
+    },
+    /// OCI image layout, as a tar or a directory.
+    Oci {
+        /// Destination file or directory.
+        dest: PathBuf,
+        /// Write a tar (default) or a directory.
+        tar: bool,
+    },
+    /// Push to a registry under these names.
+    Image {
+        /// References to push to.
+        names: Vec<String>,
+        /// Push (otherwise the image is only named).
+        push: bool,
+    },
+}
+
+/// Validated `kiln build` options.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildOptions {
+    pub(crate) dockerfile: PathBuf,
+    pub(crate) context: PathBuf,
+    pub(crate) tags: Vec<String>,
+    pub(crate) build_args: BTreeMap<String, String>,
+    pub(crate) target: Option<String>,
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) no_cache: bool,
+    pub(crate) network_none: bool,
+    pub(crate) plain: bool,
+    pub(crate) root: PathBuf,
+    pub(crate) insecure_registries: Vec<String>,
+}
+
+/// A flag value that does not make sense; reported as a usage error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl BuildArgs {
+    /// Applies defaults and checks every value.
+    pub(crate) fn resolve(self) -> Result<BuildOptions, UsageError> {
+        let dockerfile = match &self.file {
+            Some(f) => f.clone(),
+            None => self.context.join("Dockerfile"),
+        };
+        let mut build_args = BTreeMap::new();
+        for a in &self.build_args {
+            match a.split_once('=') {
+                Some((k, v)) if !k.is_empty() => {
+                    build_args.insert(k.to_string(), v.to_string());
+                }
+                Some(_) => {
+                    return Err(UsageError(format!("invalid --build-arg {a:?}: empty name")))
+                }
+                None => {
+                    // `--build-arg K` takes the value from the environment, as docker does.
+                    if let Ok(v) = std::env::var(a) {
+                        build_args.insert(a.clone(), v);
+                    }
+                }
+            }
+        }
+        let mut outputs = Vec::new();
+        for spec in &self.outputs {
+            outputs.push(parse_output(spec, &self.tags)?);
+        }
+        if self.push {
+            if self.tags.is_empty() {
+                return Err(UsageError("--push needs an image name: add -t NAME".into()));
+            }
+            if !outputs
+                .iter()
+                .any(|o| matches!(o, Output::Image { push: true, .. }))
+            {
+                outputs.push(Output::Image {
+                    names: self.tags.clone(),
+                    push: true,
+                });
+            }
+        }
+        let root = match self.root {
+            Some(r) => r,
+            None => default_root(),
+        };
+        let plain = match self.progress {
+            ProgressMode::Plain => true,
+            ProgressMode::Tty => false,
+            ProgressMode::Auto => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        Ok(BuildOptions {
+            dockerfile,
+            context: self.context,
+            tags: self.tags,
+            build_args,
+            target: self.target,
+            outputs,
+            no_cache: self.no_cache,
+            network_none: self.network == NetworkArg::None,
+            plain,
+            root,
+            insecure_registries: self.insecure_registries,
+        })
+    }
+}
+
+/// `/var/lib/kiln` as root, `$XDG_DATA_HOME/kiln` (or `~/.local/share/kiln`) otherwise.
+fn default_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/kiln");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("kiln");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".local/share/kiln")
+}
+
+/// Parses one `-o` value: comma-separated `key=value` pairs (BuildKit's syntax).
+pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageError> {
+    let mut kv = BTreeMap::new();
+    for part in spec.split(',') {
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "invalid output {spec:?}: {part:?} is not key=value"
+            ))
+        })?;
+        kv.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let bool_of = |key: &str, default: bool| -> Result<bool, UsageError> {
+        match kv.get(key).map(String::as_str) {
+            None => Ok(default),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(v) => Err(UsageError(format!(
+                "invalid output {spec:?}: {key}={v} is not a boolean"
+            ))),
+        }
+    };
+    let dest = || {
+        kv.get("dest")
+            .map(PathBuf::from)
+            .ok_or_else(|| UsageError(format!("invalid output {spec:?}: dest= is required")))
+    };
+    let kind = kv.get("type").map(String::as_str).unwrap_or("");
+    let known: &[&str] = match kind {
+        "docker" => &["type", "dest", "name"],
+        "oci" => &["type", "dest", "name", "tar"],
+        "image" | "registry" => &["type", "name", "push"],
+        other => {
+            return Err(UsageError(format!(
+                "invalid output {spec:?}: unknown type {other:?} (expected docker, oci, image or registry)"
+            )))
+        }
+    };
+    if let Some(k) = kv.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(UsageError(format!(
+            "invalid output {spec:?}: unknown key {k:?} for type={kind}"
+        )));
+    }
+    Ok(match kind {
+        "docker" => Output::Docker { dest: dest()? },
+        "oci" => Output::Oci {
+            dest: dest()?,
+            tar: bool_of("tar", true)?,
+        },
+        _ => {
+            let names = match kv.get("name") {
+                Some(n) => n.split(',').map(str::to_string).collect(),
+                None => tags.to_vec(),
+            };
+            if names.is_empty() {
+                return Err(UsageError(format!(
+                    "invalid output {spec:?}: name= or -t is required"
+                )));
+            }
+            Output::Image {
+                names,
+                push: kind == "registry" || bool_of("push", false)?,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_specs() {
+        let t = vec!["app:1".to_string()];
+        assert_eq!(
+            parse_output("type=oci,dest=x.tar", &t).unwrap(),
+            Output::Oci {
+                dest: "x.tar".into(),
+                tar: true
+            }
+        );
+        assert_eq!(
+            parse_output("type=oci,dest=d,tar=false", &t).unwrap(),
+            Output::Oci {
+                dest: "d".into(),
+                tar: false
+            }
+        );
+        assert_eq!(
+            parse_output("type=image,push=true", &t).unwrap(),
+            Output::Image {
+                names: t.clone(),
+                push: true
+            }
+        );
+        assert!(parse_output("type=docker", &t).is_err());
+        assert!(parse_output("type=nope,dest=x", &t).is_err());
+        assert!(parse_output("type=oci,dest=x,tar=maybe", &t).is_err());
+        assert!(parse_output("type=oci,dest=x,bogus=1", &t).is_err());
+    }
+}
