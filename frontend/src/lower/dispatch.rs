@@ -362,9 +362,11 @@ fn copy(
         None => None,
         Some(m) => match u32::from_str_radix(m, 8) {
             Ok(v) if v <= 0o7777 => Some(v),
-            _ => return Err(cx.err(format!(
+            _ => {
+                return Err(cx.err(format!(
                 "invalid chmod parameter: '{m}'. it should be octal string and between 0 and 07777"
-            ))),
+            )))
+            }
         },
     };
     let mut msg = String::from("COPY");
