@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use kiln_oci::{Digest, ImageConfig};
 
 /// What a node does.
+// Graphs hold at most a few hundred nodes, built once: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// Where a filesystem comes from.
@@ -16,6 +18,7 @@ pub enum Op {
 }
 
 /// A filesystem that does not come from another op.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SourceOp {
     /// The empty filesystem.
