@@ -243,7 +243,14 @@ impl Image {
             .filter_map(Value::as_str)
             .collect();
         if diff_ids.len() != self.layers.len() {
-            return Err(Error::invalid("config", format!("{} diff_ids for {} layers", diff_ids.len(), self.layers.len())));
+            return Err(Error::invalid(
+                "config",
+                format!(
+                    "{} diff_ids for {} layers",
+                    diff_ids.len(),
+                    self.layers.len()
+                ),
+            ));
         }
         let non_empty = self.config["history"]
             .as_array()
@@ -252,12 +259,24 @@ impl Image {
             .filter(|h| h["empty_layer"] != Value::Bool(true))
             .count();
         if non_empty != diff_ids.len() {
-            return Err(Error::invalid("config", format!("{non_empty} non-empty history entries for {} diff_ids", diff_ids.len())));
+            return Err(Error::invalid(
+                "config",
+                format!(
+                    "{non_empty} non-empty history entries for {} diff_ids",
+                    diff_ids.len()
+                ),
+            ));
         }
         for (i, (layer, want)) in self.layers.iter().zip(&diff_ids).enumerate() {
-            let got = format!("sha256:{}", hex::encode(sha2::Sha256::digest(decompress(layer)?)));
+            let got = format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(decompress(layer)?))
+            );
             if got != *want {
-                return Err(Error::invalid("config", format!("layer {i}: diff_id {want} but content hashes to {got}")));
+                return Err(Error::invalid(
+                    "config",
+                    format!("layer {i}: diff_id {want} but content hashes to {got}"),
+                ));
             }
         }
         Ok(())
@@ -306,7 +325,9 @@ fn layer_reader(blob: &[u8]) -> Result<Box<dyn Read + '_>> {
 
 fn decompress(blob: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    layer_reader(blob)?.read_to_end(&mut out).map_err(|e| Error::io("decompress", "layer", e))?;
+    layer_reader(blob)?
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io("decompress", "layer", e))?;
     Ok(out)
 }
 

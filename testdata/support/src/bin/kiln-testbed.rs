@@ -7,7 +7,9 @@
 
 use std::io::Write;
 
-use kiln_testsupport::{busybox_image, busybox_image_docker, busybox_image_index, Registry, RegistryAuth};
+use kiln_testsupport::{
+    busybox_image, busybox_image_docker, busybox_image_index, Registry, RegistryAuth,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,7 +19,11 @@ fn main() {
     }
     let result = (|| -> kiln_testsupport::Result<(Registry, Vec<String>)> {
         let registry = Registry::start(RegistryAuth::None)?;
-        let refs = vec![busybox_image(&registry)?, busybox_image_docker(&registry)?, busybox_image_index(&registry)?];
+        let refs = vec![
+            busybox_image(&registry)?,
+            busybox_image_docker(&registry)?,
+            busybox_image_index(&registry)?,
+        ];
         Ok((registry, refs))
     })();
     let (_registry, refs) = match result {
