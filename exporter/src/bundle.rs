@@ -3,7 +3,8 @@
 use kiln_oci::media_types::{OCI_CONFIG, OCI_MANIFEST};
 use kiln_oci::{ContentStore, Descriptor, Digest, ImageConfig, Manifest};
 
-use crate::ExportError;
+use crate::compression::convert_layers;
+use crate::{ExportCompression, ExportError};
 
 /// An image ready to export. The config and manifest blobs are in the store; so must the
 /// layer blobs be by the time it is written anywhere.
@@ -24,13 +25,54 @@ pub struct ImageBundle {
 impl ImageBundle {
     /// Serialises `config` and an OCI image manifest (`application/vnd.oci.image.manifest.v1+json`,
     /// config `application/vnd.oci.image.config.v1+json`) over `layers`, and writes both into
-    /// `store`.
+    /// `store`. Layers are used as they are.
     pub fn new(
         config: &ImageConfig,
         layers: Vec<Descriptor>,
         store: &ContentStore,
     ) -> Result<Self, ExportError> {
-        let config_bytes = config.to_json();
+        Self::assemble(config.to_json(), layers, store)
+    }
+
+    /// As [`ImageBundle::new`], with the layers first converted to `opts`' compression (see
+    /// [`ExportCompression`]): `layers[i]` must be the layer of `config.rootfs.diff_ids[i]`.
+    /// Converted blobs are written to `store` and remembered there, so exporting the same
+    /// layers again does not recompress them.
+    pub fn new_with(
+        config: &ImageConfig,
+        layers: Vec<Descriptor>,
+        store: &ContentStore,
+        opts: &ExportCompression,
+    ) -> Result<Self, ExportError> {
+        let layers = convert_layers(layers, &config.rootfs.diff_ids, store, opts)?;
+        Self::new(config, layers, store)
+    }
+
+    /// This image with its layers converted to `opts`' compression; the config bytes (and so
+    /// the image id) stay the same. Returns a clone when no layer changes.
+    pub fn recompressed(
+        &self,
+        store: &ContentStore,
+        opts: &ExportCompression,
+    ) -> Result<Self, ExportError> {
+        let config =
+            ImageConfig::from_json(&self.config_bytes).map_err(|e| ExportError::Invalid {
+                path: store.blob_path(&self.config_digest),
+                reason: format!("not an image config: {e}"),
+            })?;
+        let layers = convert_layers(self.layers.clone(), &config.rootfs.diff_ids, store, opts)?;
+        if layers == self.layers {
+            return Ok(self.clone());
+        }
+        Self::assemble(self.config_bytes.clone(), layers, store)
+    }
+
+    /// Stores `config_bytes` and a manifest over `layers`.
+    fn assemble(
+        config_bytes: Vec<u8>,
+        layers: Vec<Descriptor>,
+        store: &ContentStore,
+    ) -> Result<Self, ExportError> {
         let config_digest = store.write_bytes(&config_bytes)?;
         let manifest = Manifest {
             schema_version: 2,

@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use kiln_oci::layer::Compression;
 use kiln_oci::ContentStore;
 use serde::Serialize;
 
 use crate::layout::{index_entries, index_json, OCI_LAYOUT};
 use crate::tarball::TarOut;
-use crate::{names, ExportError, ImageBundle};
+use crate::{names, ExportCompression, ExportError, ImageBundle};
 
 /// One `manifest.json` entry.
 #[derive(Serialize)]
@@ -31,7 +32,27 @@ fn blob_path(d: &kiln_oci::Digest) -> String {
 /// Writes `bundle` as a docker-save tar at `dest` (replaced atomically), tagged with `names`
 /// (normalised as Docker prints them: `docker.io/library/app:1` → `app:1`). Blobs are
 /// streamed from `store`, never held in memory.
+///
+/// Docker 20.10 loads only gzip (or plain) layers, so zstd and uncompressed layers are
+/// converted to gzip first (see [`ImageBundle::recompressed`]; the image id is unchanged).
 pub fn write_docker_tar(
+    bundle: &ImageBundle,
+    names: &[String],
+    store: &ContentStore,
+    dest: &Path,
+) -> Result<(), ExportError> {
+    let all_gzip = bundle
+        .layers
+        .iter()
+        .all(|l| Compression::from_media_type(&l.media_type) == Some(Compression::Gzip));
+    if !all_gzip {
+        let gzip = bundle.recompressed(store, &ExportCompression::default())?;
+        return write_gzip_docker_tar(&gzip, names, store, dest);
+    }
+    write_gzip_docker_tar(bundle, names, store, dest)
+}
+
+fn write_gzip_docker_tar(
     bundle: &ImageBundle,
     names: &[String],
     store: &ContentStore,

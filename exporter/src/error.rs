@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use kiln_oci::layer::ConvertError;
 use kiln_oci::registry::RegistryError;
 use kiln_oci::store::StoreError;
 
@@ -28,6 +29,27 @@ pub enum ExportError {
     InvalidName {
         /// The name as given.
         name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A layer could not be recompressed (corrupt blob, diff_id mismatch, bad level).
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// The manifest's layers and the config's `rootfs.diff_ids` differ in number.
+    #[error("the image has {layers} layers but its config lists {diff_ids} diff_ids")]
+    LayerCount {
+        /// Layer descriptors.
+        layers: usize,
+        /// Config diff ids.
+        diff_ids: usize,
+    },
+    /// An output option has a bad value.
+    #[error("output option {option}={value:?}: {reason}")]
+    BadOption {
+        /// The option (`compression-level`).
+        option: String,
+        /// Its value.
+        value: String,
         /// What is wrong.
         reason: String,
     },

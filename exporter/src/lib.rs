@@ -8,6 +8,9 @@
 //! - [`write_oci_layout`]: an OCI image layout, as a tar or a directory.
 //! - [`push`]: upload to a registry.
 //!
+//! [`ImageBundle::new_with`] recompresses layers for an export ([`ExportCompression`]: gzip,
+//! zstd or uncompressed, a level, force), caching conversions in the content store.
+//!
 //! ```no_run
 //! # fn demo(config: &kiln_oci::ImageConfig, layers: Vec<kiln_oci::Descriptor>,
 //! #         store: &kiln_oci::ContentStore) -> Result<(), kiln_exporter::ExportError> {
@@ -18,6 +21,7 @@
 //! ```
 
 mod bundle;
+mod compression;
 mod docker;
 mod error;
 mod layout;
@@ -26,7 +30,9 @@ mod push;
 mod tarball;
 
 pub use bundle::ImageBundle;
+pub use compression::ExportCompression;
 pub use docker::write_docker_tar;
 pub use error::ExportError;
+pub use kiln_oci::layer::Compression;
 pub use layout::write_oci_layout;
 pub use push::push;

@@ -2,6 +2,7 @@
 //! docker-registry, skopeo, umoci).
 #![allow(clippy::unwrap_used)]
 
+mod compression;
 mod fixture;
 mod outputs;
 mod push;

@@ -6,10 +6,14 @@
 //! has the `trusted.overlay.opaque=y` xattr), so an unpacked layer can be an overlay lowerdir
 //! as is, and an overlay upper dir can be tarred as is.
 
+mod convert;
 mod safe_fs;
 mod unpack;
 mod write;
 
+pub use convert::{
+    check_compression_level, compression_level_range, recompress_layer, ConvertError,
+};
 pub use unpack::unpack_layer;
 pub use write::{write_layer, write_layer_from_upper, LayerOptions};
 
