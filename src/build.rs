@@ -79,7 +79,7 @@ impl kiln_frontend::ImageResolver for Resolver {
 
 /// Runs one build to the end.
 pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), Failure> {
-    let progress = Arc::new(Progress::stderr());
+    let progress = Arc::new(Progress::stderr(opts.plain));
     let df_name = opts.dockerfile.display().to_string();
 
     let v = progress.start(&format!(
@@ -242,14 +242,24 @@ async fn export(
                     &format!("exporting docker tarball to {} done", dest.display()),
                 );
             }
-            Output::Oci { dest, tar } => {
-                kiln_exporter::write_oci_layout(bundle, &opts.tags, store, dest, *tar)?;
+            Output::Oci {
+                dest,
+                tar,
+                compression,
+            } => {
+                let bundle = bundle.recompressed(store, compression)?;
+                kiln_exporter::write_oci_layout(&bundle, &opts.tags, store, dest, *tar)?;
                 progress.note(
                     v,
                     &format!("exporting OCI layout to {} done", dest.display()),
                 );
             }
-            Output::Image { names, push } => {
+            Output::Image {
+                names,
+                push,
+                compression,
+            } => {
+                let bundle = bundle.recompressed(store, compression)?;
                 for name in names {
                     progress.note(v, &format!("naming to {name} done"));
                     if *push {
@@ -257,7 +267,7 @@ async fn export(
                             .parse()
                             .map_err(|e| Failure(format!("invalid image name: {e}")))?;
                         progress.note(v, &format!("pushing {image}"));
-                        kiln_exporter::push(bundle, &image, client, store).await?;
+                        kiln_exporter::push(&bundle, &image, client, store).await?;
                         progress.note(v, &format!("pushing {image} done"));
                     }
                 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use kiln_exporter::ExportCompression;
 
 /// kiln: a daemonless Dockerfile image builder.
 #[derive(Debug, Parser)]
@@ -98,6 +99,8 @@ pub(crate) enum Output {
         dest: PathBuf,
         /// Write a tar (default) or a directory.
         tar: bool,
+        /// Layer compression.
+        compression: ExportCompression,
     },
     /// Push to a registry under these names.
     Image {
@@ -105,6 +108,8 @@ pub(crate) enum Output {
         names: Vec<String>,
         /// Push (otherwise the image is only named).
         push: bool,
+        /// Layer compression.
+        compression: ExportCompression,
     },
 }
 
@@ -168,6 +173,7 @@ impl BuildArgs {
                 outputs.push(Output::Image {
                     names: self.tags.clone(),
                     push: true,
+                    compression: ExportCompression::default(),
                 });
             }
         }
@@ -208,6 +214,10 @@ fn default_root() -> PathBuf {
     PathBuf::from(home).join(".local/share/kiln")
 }
 
+const COMP: &str = "compression";
+const LEVEL: &str = "compression-level";
+const FORCE: &str = "force-compression";
+
 /// Parses one `-o` value: comma-separated `key=value` pairs (BuildKit's syntax).
 pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageError> {
     let mut kv = BTreeMap::new();
@@ -237,8 +247,8 @@ pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageE
     let kind = kv.get("type").map(String::as_str).unwrap_or("");
     let known: &[&str] = match kind {
         "docker" => &["type", "dest", "name"],
-        "oci" => &["type", "dest", "name", "tar"],
-        "image" | "registry" => &["type", "name", "push"],
+        "oci" => &["type", "dest", "name", "tar", COMP, LEVEL, FORCE],
+        "image" | "registry" => &["type", "name", "push", COMP, LEVEL, FORCE],
         other => {
             return Err(UsageError(format!(
                 "invalid output {spec:?}: unknown type {other:?} (expected docker, oci, image or registry)"
@@ -250,11 +260,18 @@ pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageE
             "invalid output {spec:?}: unknown key {k:?} for type={kind}"
         )));
     }
+    let compression = ExportCompression::from_attrs(
+        kv.get(COMP).map(String::as_str),
+        kv.get(LEVEL).map(String::as_str),
+        kv.get(FORCE).map(String::as_str),
+    )
+    .map_err(|e| UsageError(format!("invalid output {spec:?}: {e}")))?;
     Ok(match kind {
         "docker" => Output::Docker { dest: dest()? },
         "oci" => Output::Oci {
             dest: dest()?,
             tar: bool_of("tar", true)?,
+            compression,
         },
         _ => {
             let names = match kv.get("name") {
@@ -269,6 +286,7 @@ pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageE
             Output::Image {
                 names,
                 push: kind == "registry" || bool_of("push", false)?,
+                compression,
             }
         }
     })
@@ -285,21 +303,32 @@ mod tests {
             parse_output("type=oci,dest=x.tar", &t).unwrap(),
             Output::Oci {
                 dest: "x.tar".into(),
-                tar: true
+                tar: true,
+                compression: Default::default(),
             }
         );
         assert_eq!(
             parse_output("type=oci,dest=d,tar=false", &t).unwrap(),
             Output::Oci {
                 dest: "d".into(),
-                tar: false
+                tar: false,
+                compression: Default::default(),
             }
         );
+        match parse_output("type=oci,dest=d,compression=zstd,compression-level=3", &t).unwrap() {
+            Output::Oci { compression, .. } => {
+                assert_eq!(compression.compression, kiln_exporter::Compression::Zstd);
+                assert_eq!(compression.level, Some(3));
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(parse_output("type=oci,dest=d,compression=lz4", &t).is_err());
         assert_eq!(
             parse_output("type=image,push=true", &t).unwrap(),
             Output::Image {
                 names: t.clone(),
-                push: true
+                push: true,
+                compression: Default::default(),
             }
         );
         assert!(parse_output("type=docker", &t).is_err());

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_ir::{NodeId, ProgressEvent, ProgressSink};
 
 /// Lines of output kept per step for the error summary.
@@ -23,6 +24,7 @@ struct Vertex {
     partial: Vec<u8>,
     tail: VecDeque<String>,
     finished: bool,
+    bar: Option<ProgressBar>,
 }
 
 #[derive(Default)]
@@ -35,14 +37,18 @@ struct State {
 pub(crate) struct Progress {
     state: Mutex<State>,
     out: Mutex<Box<dyn Write + Send>>,
+    /// Live view for terminals; `None` prints the plain log.
+    tty: Option<MultiProgress>,
 }
 
 impl Progress {
-    /// A printer writing to stderr.
-    pub(crate) fn stderr() -> Self {
+    /// A printer writing to stderr, plain or live.
+    pub(crate) fn stderr(plain: bool) -> Self {
+        let tty = (!plain).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress {
             state: Mutex::new(State::default()),
             out: Mutex::new(Box::new(std::io::stderr())),
+            tty,
         }
     }
 
@@ -52,10 +58,14 @@ impl Progress {
         Progress {
             state: Mutex::new(State::default()),
             out: Mutex::new(out),
+            tty: None,
         }
     }
 
     fn print(&self, text: &str) {
+        if self.tty.is_some() {
+            return;
+        }
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         // Progress is best effort: a closed stderr must not fail the build.
         let _ = out.write_all(text.as_bytes());
@@ -68,16 +78,30 @@ impl Progress {
 
     /// Starts a step and prints its header.
     pub(crate) fn start(&self, name: &str) -> VertexId {
+        let bar = self.tty.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
         let id = {
             let mut st = self.lock();
+            let id = st.vertices.len() + 1;
+            if let Some(b) = &bar {
+                b.set_prefix(format!("#{id} {name}"));
+            }
             st.vertices.push(Vertex {
                 name: name.to_string(),
                 started: Instant::now(),
                 partial: Vec::new(),
                 tail: VecDeque::new(),
                 finished: false,
+                bar,
             });
-            st.vertices.len()
+            id
         };
         self.print(&format!("#{id} {name}\n"));
         id
@@ -105,6 +129,9 @@ impl Progress {
                 if vx.tail.len() > TAIL_LINES {
                     vx.tail.pop_front();
                 }
+                if let Some(b) = &vx.bar {
+                    b.set_message(text.clone());
+                }
                 lines.push(format!("#{v} {secs:.3} {text}\n"));
             }
         }
@@ -131,7 +158,17 @@ impl Progress {
         {
             let mut st = self.lock();
             match st.vertices.get_mut(v - 1) {
-                Some(vx) if !vx.finished => vx.finished = true,
+                Some(vx) if !vx.finished => {
+                    vx.finished = true;
+                    if let Some(b) = vx.bar.take() {
+                        let status = line.split_once(' ').map_or("", |(_, s)| s);
+                        b.set_style(
+                            ProgressStyle::with_template("{prefix} {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        b.finish_with_message(status.to_string());
+                    }
+                }
                 _ => return,
             }
         }
