@@ -126,19 +126,57 @@ fn pid1(spec: &RunSpec) -> i32 {
     }
 }
 
-/// Host files opened before `pivot_root`, bind-mounted afterwards through `/proc/self/fd`.
+/// Host files cloned as detached mounts before `pivot_root`, attached afterwards.
 struct HostFiles {
     devices: Vec<(&'static str, OwnedFd)>,
     etc: Vec<(&'static str, OwnedFd)>,
 }
 
-fn open_path(path: &Path) -> Result<OwnedFd, String> {
-    nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("opening {}: {e}", path.display()))
+/// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`), attachable after
+/// `pivot_root` has detached the host's tree.
+fn clone_tree(path: &Path) -> Result<OwnedFd, String> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("NUL byte in {}", path.display()))?;
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new fd we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "open_tree {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: fd is a fresh descriptor returned to us.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Attaches a tree from [`clone_tree`] at `target` (resolved in the current root).
+fn attach(tree: &OwnedFd, target: &str) -> Result<(), String> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let t = CString::new(target).map_err(|_| format!("NUL byte in {target}"))?;
+    // SAFETY: move_mount reads the two NUL-terminated strings; the fd stays owned by `tree`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(format!("mounting {target}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
@@ -153,11 +191,11 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
     };
     for d in DEVICES {
         host.devices
-            .push((d, open_path(&Path::new("/dev").join(d))?));
+            .push((d, clone_tree(&Path::new("/dev").join(d))?));
     }
-    host.etc.push(("/etc/hosts", open_path(&spec.hosts)?));
-    host.etc.push(("/etc/resolv.conf", open_path(&spec.resolv)?));
-    host.etc.push(("/etc/hostname", open_path(&spec.hostname_file)?));
+    host.etc.push(("/etc/hosts", clone_tree(&spec.hosts)?));
+    host.etc.push(("/etc/resolv.conf", clone_tree(&spec.resolv)?));
+    host.etc.push(("/etc/hostname", clone_tree(&spec.hostname_file)?));
 
     mount_rootfs(&spec.rootfs)?;
     std::env::set_current_dir(&spec.rootfs.target)
@@ -188,10 +226,6 @@ fn mnt(
     mount(source, target, fstype, flags, data).map_err(|e| format!("mounting {target}: {e}"))
 }
 
-fn fd_path(fd: &OwnedFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
 /// `/proc`, `/sys` (read-only), a minimal `/dev` and the generated `/etc` files; runs after
 /// `pivot_root`, so every target resolves inside the rootfs.
 fn mount_special(host: &HostFiles) -> Result<(), String> {
@@ -211,7 +245,7 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
     for (name, fd) in &host.devices {
         let target = format!("/dev/{name}");
         File::create(&target).map_err(|e| format!("creating {target}: {e}"))?;
-        mnt(Some(&fd_path(fd)), &target, None, MsFlags::MS_BIND, None)?;
+        attach(fd, &target)?;
     }
     let mkdir = |d: &str| std::fs::create_dir(d).map_err(|e| format!("creating {d}: {e}"));
     mkdir("/dev/pts")?;
@@ -239,7 +273,7 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
         // Only over a regular file the rootfs (or the stub layer) provides: a missing or
         // odd target is left alone rather than creating files in the layer.
         if std::fs::metadata(target).is_ok_and(|m| m.is_file()) {
-            mnt(Some(&fd_path(fd)), target, None, MsFlags::MS_BIND, None)?;
+            attach(fd, target)?;
         }
     }
     Ok(())

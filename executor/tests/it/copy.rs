@@ -1,0 +1,1 @@
+//! COPY and mkdir.
