@@ -29,7 +29,9 @@ pub enum ExecutorError {
         source: LayerError,
     },
     /// An unpacked layer's content does not match its diff id.
-    #[error("layer {blob}: uncompressed digest {actual} does not match the expected diff id {expected}")]
+    #[error(
+        "layer {blob}: uncompressed digest {actual} does not match the expected diff id {expected}"
+    )]
     DiffIdMismatch {
         /// The blob.
         blob: Digest,

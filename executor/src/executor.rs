@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_ir::{
-    ExecIo, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, NodeId, ProgressSink,
-    ResolvedImage, Worker, WorkerError,
+    ExecIo, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, NodeId, ProgressSink, ResolvedImage,
+    Worker, WorkerError,
 };
 use kiln_oci::layer::{write_layer_from_upper, Compression};
 use kiln_oci::registry::RegistryClient;
@@ -99,7 +99,8 @@ impl Executor {
         std::fs::create_dir_all(&runs).map_err(ExecutorError::io(&runs))?;
         let content = root.join("content");
         std::fs::create_dir_all(&content).map_err(ExecutorError::io(&content))?;
-        let store = ContentStore::open(&content).map_err(|e| ExecutorError::Sandbox(e.to_string()))?;
+        let store =
+            ContentStore::open(&content).map_err(|e| ExecutorError::Sandbox(e.to_string()))?;
         let snapshots = Snapshots::open(&root)?;
         if let Ok(entries) = std::fs::read_dir(&runs) {
             for e in entries.flatten() {
@@ -194,12 +195,13 @@ impl Executor {
 
     /// Turns an upper dir into a layer blob and moves it into the snapshots.
     fn commit(&self, upper: &Path) -> Result<Option<LayerRef>, ExecutorError> {
-        let written = write_layer_from_upper(upper, &self.store, self.compression).map_err(
-            |source| ExecutorError::Layer {
-                layer: upper.display().to_string(),
-                source,
-            },
-        )?;
+        let written =
+            write_layer_from_upper(upper, &self.store, self.compression).map_err(|source| {
+                ExecutorError::Layer {
+                    layer: upper.display().to_string(),
+                    source,
+                }
+            })?;
         let Some(w) = written else {
             return Ok(None);
         };
@@ -241,7 +243,8 @@ impl Executor {
                 set.spawn(async move { client.fetch_blob(&reference, &desc, &store).await });
             }
             while let Some(joined) = set.join_next().await {
-                let result = joined.map_err(|e| ExecutorError::Sandbox(format!("fetch task: {e}")))?;
+                let result =
+                    joined.map_err(|e| ExecutorError::Sandbox(format!("fetch task: {e}")))?;
                 result.map_err(|source| ExecutorError::Registry {
                     reference: image.reference.clone(),
                     source,
@@ -308,7 +311,13 @@ impl Worker for Executor {
         lowers.push(STUBS.to_string());
         let run = self.run_dir()?;
         let files = [
-            ("hosts", format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n").into_bytes()),
+            (
+                "hosts",
+                format!(
+                    "127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                )
+                .into_bytes(),
+            ),
             ("resolv.conf", resolv_conf()),
             ("hostname", format!("{HOSTNAME}\n").into_bytes()),
         ];
@@ -324,7 +333,11 @@ impl Worker for Executor {
             hostname: HOSTNAME.to_string(),
             args: op.args.clone(),
             env: op.env.clone(),
-            cwd: if op.cwd.is_empty() { "/".into() } else { op.cwd.clone() },
+            cwd: if op.cwd.is_empty() {
+                "/".into()
+            } else {
+                op.cwd.clone()
+            },
             user: op.user.clone(),
             network_none: op.network == NetworkMode::None,
         });
@@ -408,7 +421,15 @@ fn spec_lowers(spec: &Spec) -> Vec<String> {
 /// Removes mount-point stubs the sandbox had to create in the upper dir (empty dirs or
 /// files no lower layer has). The stub layer normally makes this a no-op.
 fn remove_stubs(upper: &Path, snapshots: &Path, lowers: &[String]) {
-    for stub in ["etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev", "etc"] {
+    for stub in [
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+        "proc",
+        "sys",
+        "dev",
+        "etc",
+    ] {
         let p = upper.join(stub);
         let Ok(meta) = std::fs::symlink_metadata(&p) else {
             continue;

@@ -6,10 +6,9 @@
 //! SIGINT handler.
 //!
 //! ```no_run
-//! fn main() {
-//!     kiln_executor::run_init_if_requested();
-//!     // … start tokio, build an Executor with InitCommand::current_exe() …
-//! }
+//! // First thing in the kiln binary's main(), before tokio starts:
+//! kiln_executor::run_init_if_requested();
+//! // … then start tokio and build an Executor with InitCommand::current_exe().
 //! ```
 
 mod error;

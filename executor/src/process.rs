@@ -83,7 +83,8 @@ impl Tail {
     fn finish(mut self) -> Vec<String> {
         for p in &self.partial {
             if !p.is_empty() {
-                self.lines.push_back(String::from_utf8_lossy(p).into_owned());
+                self.lines
+                    .push_back(String::from_utf8_lossy(p).into_owned());
             }
         }
         let skip = self.lines.len().saturating_sub(TAIL_LINES);
@@ -103,7 +104,8 @@ pub(crate) fn run_init(
         return Err(WorkerError::Cancelled);
     }
     let (err_read, err_write): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| other(format!("pipe: {e}")))?;
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| other(format!("pipe: {e}")))?;
     let write_raw = err_write.as_raw_fd();
     let mut cmd = Command::new(&init.program);
     cmd.args(&init.args)
@@ -136,8 +138,20 @@ pub(crate) fn run_init(
 
     let tail = Arc::new(Mutex::new(Tail::default()));
     let streams: [(u8, Option<Box<dyn Read + Send>>); 2] = [
-        (1, child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)),
-        (2, child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)),
+        (
+            1,
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ),
+        (
+            2,
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ),
     ];
     let result = std::thread::scope(|scope| {
         for (stream, reader) in streams {
@@ -182,13 +196,14 @@ pub(crate) fn run_init(
     let status = result?;
     let mut report = Vec::new();
     let _ = std::fs::File::from(err_read).read_to_end(&mut report);
-    let failure = if report.is_empty() {
-        None
-    } else {
-        Some(serde_json::from_slice(&report).unwrap_or_else(|_| {
-            InitFailure::Other(String::from_utf8_lossy(&report).into_owned())
-        }))
-    };
+    let failure =
+        if report.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_slice(&report).unwrap_or_else(|_| {
+                InitFailure::Other(String::from_utf8_lossy(&report).into_owned())
+            }))
+        };
     let code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));

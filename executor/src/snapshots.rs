@@ -104,9 +104,8 @@ impl Snapshots {
         // A temp dir of ours can only be left by a crashed earlier process with our pid.
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir(&tmp).map_err(ExecutorError::io(&tmp))?;
-        let result = fill(&tmp).and_then(|()| {
-            std::fs::rename(&tmp, &dest).map_err(ExecutorError::io(&dest))
-        });
+        let result = fill(&tmp)
+            .and_then(|()| std::fs::rename(&tmp, &dest).map_err(ExecutorError::io(&dest)));
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }

@@ -80,11 +80,7 @@ pub(crate) fn resolve_exec_user(
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let user_part = if user_part.is_empty() {
-        "0"
-    } else {
-        user_part
-    };
+    let user_part = if user_part.is_empty() { "0" } else { user_part };
     let numeric_uid = user_part.parse::<u32>().ok();
     let entry = passwd.iter().find(|p| match numeric_uid {
         Some(uid) => p.uid == uid,
@@ -152,7 +148,9 @@ pub(crate) fn resolve_chown(
             .iter()
             .find(|p| p.name == user)
             .map(|p| (p.uid, p.gid))
-            .ok_or_else(|| format!("unable to find user {user}: no matching entries in passwd file"))?,
+            .ok_or_else(|| {
+                format!("unable to find user {user}: no matching entries in passwd file")
+            })?,
     };
     if let Some(g) = group.filter(|g| !g.is_empty()) {
         gid = match g.parse::<u32>() {
@@ -170,6 +168,7 @@ pub(crate) fn resolve_chown(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -181,7 +180,10 @@ mod tests {
         let p = parse_passwd(PASSWD);
         let g = parse_group(GROUP);
         let u = resolve_exec_user("app", &p, &g).unwrap();
-        assert_eq!((u.uid, u.gid, u.groups.clone()), (1000, 1000, vec![1000, 50, 10]));
+        assert_eq!(
+            (u.uid, u.gid, u.groups.clone()),
+            (1000, 1000, vec![1000, 50, 10])
+        );
         assert_eq!(u.home, "/home/app");
         let u = resolve_exec_user("app:staff", &p, &g).unwrap();
         assert_eq!((u.uid, u.gid, u.groups.clone()), (1000, 50, vec![50]));
@@ -200,7 +202,10 @@ mod tests {
         let g = parse_group(GROUP);
         assert_eq!(resolve_chown("10", None, &p, &g).unwrap(), (10, 10));
         assert_eq!(resolve_chown("app", None, &p, &g).unwrap(), (1000, 1000));
-        assert_eq!(resolve_chown("app", Some("staff"), &p, &g).unwrap(), (1000, 50));
+        assert_eq!(
+            resolve_chown("app", Some("staff"), &p, &g).unwrap(),
+            (1000, 50)
+        );
         assert_eq!(resolve_chown("1", Some("2"), &p, &g).unwrap(), (1, 2));
         assert!(resolve_chown("ghost", None, &p, &g).is_err());
     }

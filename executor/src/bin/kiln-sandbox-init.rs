@@ -3,6 +3,9 @@
 
 fn main() {
     kiln_executor::run_init_if_requested();
-    eprintln!("usage: kiln-sandbox-init {} <spec.json>", kiln_executor::INIT_SUBCOMMAND);
+    eprintln!(
+        "usage: kiln-sandbox-init {} <spec.json>",
+        kiln_executor::INIT_SUBCOMMAND
+    );
     std::process::exit(2);
 }

@@ -70,7 +70,12 @@ fn owner_of(root: &Path, chown: &Chown) -> Result<(u32, u32), InitFailure> {
 
 /// Creates `rel` and its missing parents inside `root` (following symlinks inside `root`);
 /// created directories get `owner` and `mode`. Returns the resolved host path.
-fn mkdir_all(root: &Path, rel: &Path, owner: (u32, u32), mode: u32) -> Result<PathBuf, InitFailure> {
+fn mkdir_all(
+    root: &Path,
+    rel: &Path,
+    owner: (u32, u32),
+    mode: u32,
+) -> Result<PathBuf, InitFailure> {
     let mut cur = PathBuf::new();
     for comp in rel.components() {
         let next = match comp {
@@ -121,10 +126,12 @@ fn expand(tree: &Tree, src: &str) -> Result<Vec<(PathBuf, OsString)>, InitFailur
                 if !tree.lstat(&dir).is_some_and(|m| m.is_dir()) {
                     continue;
                 }
-                let names = tree.children(&dir).map_err(|e| io_err("listing", &dir, e))?;
+                let names = tree
+                    .children(&dir)
+                    .map_err(|e| io_err("listing", &dir, e))?;
                 for name in names {
-                    let hit = matches(comp, &name.to_string_lossy())
-                        .map_err(|e| other(e.to_string()))?;
+                    let hit =
+                        matches(comp, &name.to_string_lossy()).map_err(|e| other(e.to_string()))?;
                     if hit {
                         next.push(c.join(name));
                     }
@@ -185,7 +192,8 @@ pub(crate) fn copy(root: &Path, tree: &Tree, action: &CopyAction) -> Result<(), 
     let dest_rel = normalize(&Path::new("/").join(dest));
     for (src, name) in found {
         let src_host = tree.root().join(&src);
-        let meta = std::fs::symlink_metadata(&src_host).map_err(|e| io_err("stat", &src_host, e))?;
+        let meta =
+            std::fs::symlink_metadata(&src_host).map_err(|e| io_err("stat", &src_host, e))?;
         if meta.is_dir() {
             let dir = mkdir_all(root, &dest_rel, dir_owner, dir_mode)?;
             copier.copy_children(&src, &dir)?;
@@ -233,7 +241,8 @@ impl Copier<'_> {
     /// is already resolved inside the rootfs. Nested symlinks are copied as symlinks.
     fn copy_entry(&mut self, src: &Path, dst: &Path) -> Result<(), InitFailure> {
         let src_host = self.tree.root().join(src);
-        let meta = std::fs::symlink_metadata(&src_host).map_err(|e| io_err("stat", &src_host, e))?;
+        let meta =
+            std::fs::symlink_metadata(&src_host).map_err(|e| io_err("stat", &src_host, e))?;
         let existing = std::fs::symlink_metadata(dst).ok();
         let ft = meta.file_type();
         if ft.is_dir() {
@@ -276,7 +285,8 @@ impl Copier<'_> {
                 io::copy(&mut input, &mut out).map_err(|e| io_err("copying to", dst, e))?;
             }
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&src_host).map_err(|e| io_err("readlink", &src_host, e))?;
+            let target =
+                std::fs::read_link(&src_host).map_err(|e| io_err("readlink", &src_host, e))?;
             std::os::unix::fs::symlink(&target, dst).map_err(|e| io_err("symlink", dst, e))?;
         } else {
             let kind = if ft.is_char_device() {
@@ -299,7 +309,8 @@ impl Copier<'_> {
     /// Owner, mode, xattrs and times of a new entry (after its content and children).
     fn finish(&self, src_host: &Path, meta: &Metadata, dst: &Path) -> Result<(), InitFailure> {
         let (uid, gid) = self.owner.unwrap_or_else(|| self.tree.owner(meta));
-        std::os::unix::fs::lchown(dst, Some(uid), Some(gid)).map_err(|e| io_err("chown", dst, e))?;
+        std::os::unix::fs::lchown(dst, Some(uid), Some(gid))
+            .map_err(|e| io_err("chown", dst, e))?;
         let is_link = meta.file_type().is_symlink();
         if !is_link {
             let mode = self.chmod.unwrap_or(meta.mode() & 0o7777);

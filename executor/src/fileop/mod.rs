@@ -20,8 +20,7 @@ use tree::Tree;
 /// process.
 pub(crate) fn run_file_job(spec: &FileSpec) -> Result<(), InitFailure> {
     let other = InitFailure::Other;
-    unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| other(format!("unshare mount namespace: {e}")))?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| other(format!("unshare mount namespace: {e}")))?;
     make_root_private().map_err(other)?;
     mount_rootfs(&spec.rootfs).map_err(other)?;
     let mut trees = Vec::with_capacity(spec.sources.len());
@@ -47,7 +46,9 @@ pub(crate) fn run_file_job(spec: &FileSpec) -> Result<(), InitFailure> {
                     .source_input
                     .checked_sub(1)
                     .and_then(|i| trees.get(i))
-                    .ok_or_else(|| other(format!("COPY source input {} is missing", c.source_input)))?;
+                    .ok_or_else(|| {
+                        other(format!("COPY source input {} is missing", c.source_input))
+                    })?;
                 copy::copy(root, tree, c)?;
             }
             FileAction::Mkdir(m) => copy::mkdir(root, m)?,

@@ -44,10 +44,10 @@ pub(crate) fn resolve(root: &Path, path: &Path, follow_final: bool) -> io::Resul
         }
         links += 1;
         if links > 255 {
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!("{}: too many levels of symbolic links", path.display()),
-            ));
+            return Err(io::Error::other(format!(
+                "{}: too many levels of symbolic links",
+                path.display()
+            )));
         }
         let target = std::fs::read_link(&host)?;
         stack.pop();
@@ -62,6 +62,7 @@ pub(crate) fn resolve(root: &Path, path: &Path, follow_final: bool) -> io::Resul
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -131,6 +131,7 @@ fn class_char(p: &[char], i: usize) -> Result<(char, usize), ()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

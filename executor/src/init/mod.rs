@@ -109,8 +109,22 @@ pub(crate) fn mount_overlay(
         MsFlags::MS_RDONLY
     };
     let with_extras = format!("{base},index=off,redirect_dir=off,metacopy=off");
-    let result = mount(Some("overlay"), target, Some("overlay"), flags, Some(with_extras.as_str()))
-        .or_else(|_| mount(Some("overlay"), target, Some("overlay"), flags, Some(base.as_str())));
+    let result = mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        flags,
+        Some(with_extras.as_str()),
+    )
+    .or_else(|_| {
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            flags,
+            Some(base.as_str()),
+        )
+    });
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     result.map_err(|e| {
         format!(

@@ -174,7 +174,10 @@ fn attach(tree: &OwnedFd, target: &str) -> Result<(), String> {
         )
     };
     if rc < 0 {
-        return Err(format!("mounting {target}: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mounting {target}: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -194,8 +197,10 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
             .push((d, clone_tree(&Path::new("/dev").join(d))?));
     }
     host.etc.push(("/etc/hosts", clone_tree(&spec.hosts)?));
-    host.etc.push(("/etc/resolv.conf", clone_tree(&spec.resolv)?));
-    host.etc.push(("/etc/hostname", clone_tree(&spec.hostname_file)?));
+    host.etc
+        .push(("/etc/resolv.conf", clone_tree(&spec.resolv)?));
+    host.etc
+        .push(("/etc/hostname", clone_tree(&spec.hostname_file)?));
 
     mount_rootfs(&spec.rootfs)?;
     std::env::set_current_dir(&spec.rootfs.target)
@@ -234,7 +239,13 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir}: {e}"))?;
     }
     mnt(Some("proc"), "/proc", Some("proc"), nse, None)?;
-    mnt(Some("sysfs"), "/sys", Some("sysfs"), nse | MsFlags::MS_RDONLY, None)?;
+    mnt(
+        Some("sysfs"),
+        "/sys",
+        Some("sysfs"),
+        nse | MsFlags::MS_RDONLY,
+        None,
+    )?;
     mnt(
         Some("tmpfs"),
         "/dev",
@@ -257,7 +268,13 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     mkdir("/dev/shm")?;
-    mnt(Some("shm"), "/dev/shm", Some("tmpfs"), nse, Some("mode=1777,size=65536k"))?;
+    mnt(
+        Some("shm"),
+        "/dev/shm",
+        Some("tmpfs"),
+        nse,
+        Some("mode=1777,size=65536k"),
+    )?;
     mkdir("/dev/mqueue")?;
     mnt(Some("mqueue"), "/dev/mqueue", Some("mqueue"), nse, None)?;
     for (link, target) in [
@@ -296,11 +313,17 @@ fn loopback_up() -> Result<(), String> {
     // across the calls.
     unsafe {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            return Err(format!("SIOCGIFFLAGS lo: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "SIOCGIFFLAGS lo: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
-            return Err(format!("SIOCSIFFLAGS lo: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "SIOCSIFFLAGS lo: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
@@ -357,7 +380,11 @@ fn prepare_and_exec(spec: &RunSpec, user: &ExecUser) -> Result<std::convert::Inf
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("NUL byte in {s:?}"));
     let prog = CString::new(program.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("NUL byte in {argv0:?}"))?;
-    let args = spec.args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let args = spec
+        .args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let envs = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     // The error pipe must not leak into the command; exec closes it on success.
     nix::fcntl::fcntl(
@@ -390,5 +417,7 @@ fn lookup(name: &str, path: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    Err(format!("exec: \"{name}\": executable file not found in $PATH"))
+    Err(format!(
+        "exec: \"{name}\": executable file not found in $PATH"
+    ))
 }

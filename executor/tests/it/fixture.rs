@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use kiln_executor::{Executor, ExecutorOptions, InitCommand};
 use kiln_ir::{
-    ExecIo, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, ProgressEvent,
-    ProgressSink, Worker, WorkerError,
+    ExecIo, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, ProgressEvent, ProgressSink, Worker,
+    WorkerError,
 };
 use kiln_oci::layer::Compression;
 use kiln_oci::registry::{RegistryClient, RegistryOptions};
 
-pub(crate) const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+pub(crate) const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
 pub(crate) const GROUP: &str = "root:x:0:\napp:x:1000:\nstaff:x:50:app\n";
 const APPLETS: [&str; 18] = [
     "sh", "echo", "cat", "ls", "id", "sleep", "head", "ps", "hostname", "mount", "date", "grep",
@@ -38,7 +39,11 @@ impl ProgressSink for Logs {
 impl Logs {
     pub(crate) fn stream(&self, s: u8) -> String {
         let out = self.out.lock().unwrap();
-        let bytes: Vec<u8> = out.iter().filter(|(k, _)| *k == s).flat_map(|(_, d)| d.clone()).collect();
+        let bytes: Vec<u8> = out
+            .iter()
+            .filter(|(k, _)| *k == s)
+            .flat_map(|(_, d)| d.clone())
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
@@ -85,12 +90,17 @@ pub(crate) fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
             }
             Some(c) if c.starts_with(b"@") => {
                 let mut h = header(path, tar::EntryType::Symlink, 0o777, 0);
-                h.set_link_name(std::str::from_utf8(&c[1..]).unwrap()).unwrap();
+                h.set_link_name(std::str::from_utf8(&c[1..]).unwrap())
+                    .unwrap();
                 h.set_cksum();
                 b.append(&h, std::io::empty()).unwrap();
             }
             Some(c) => {
-                let mode = if path.starts_with("bin/") { 0o755 } else { 0o644 };
+                let mode = if path.starts_with("bin/") {
+                    0o755
+                } else {
+                    0o644
+                };
                 let h = header(path, tar::EntryType::Regular, mode, c.len() as u64);
                 b.append(&h, *c).unwrap();
             }
@@ -115,7 +125,8 @@ impl Fixture {
             compression: Compression::Gzip,
         })
         .unwrap();
-        let busybox = std::fs::read("/bin/busybox").expect("busybox-static must be installed at /bin/busybox");
+        let busybox = std::fs::read("/bin/busybox")
+            .expect("busybox-static must be installed at /bin/busybox");
         let mut entries: Vec<(String, Option<Vec<u8>>)> = vec![
             ("bin/".into(), None),
             ("bin/busybox".into(), Some(busybox)),
@@ -127,8 +138,10 @@ impl Fixture {
         for a in APPLETS {
             entries.push((format!("bin/{a}"), Some(b"@busybox".to_vec())));
         }
-        let refs: Vec<(&str, Option<&[u8]>)> =
-            entries.iter().map(|(p, c)| (p.as_str(), c.as_deref())).collect();
+        let refs: Vec<(&str, Option<&[u8]>)> = entries
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_deref()))
+            .collect();
         let mut fx = Fixture {
             root,
             exec,
@@ -161,7 +174,11 @@ impl Fixture {
     }
 
     /// Runs an op on `layers`; returns the result and stdout+stderr logs.
-    pub(crate) fn run_op(&self, layers: &[LayerRef], op: &ExecOp) -> (Result<Option<LayerRef>, WorkerError>, Arc<Logs>) {
+    pub(crate) fn run_op(
+        &self,
+        layers: &[LayerRef],
+        op: &ExecOp,
+    ) -> (Result<Option<LayerRef>, WorkerError>, Arc<Logs>) {
         let logs = Arc::new(Logs::default());
         let io = ExecIo {
             node: 0,
@@ -185,7 +202,12 @@ impl Fixture {
         logs.stream(1)
     }
 
-    pub(crate) fn file(&self, layers: &[LayerRef], op: FileOp, sources: &[FileSource]) -> Result<Option<LayerRef>, WorkerError> {
+    pub(crate) fn file(
+        &self,
+        layers: &[LayerRef],
+        op: FileOp,
+        sources: &[FileSource],
+    ) -> Result<Option<LayerRef>, WorkerError> {
         let logs = Logs::default();
         let io = ExecIo {
             node: 0,
@@ -207,7 +229,14 @@ impl Fixture {
         let mut out = BTreeMap::new();
         for e in archive.entries().unwrap() {
             let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string();
+            let path = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/')
+                .to_string();
             let h = e.header().clone();
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
@@ -219,7 +248,10 @@ impl Fixture {
                     gid: h.gid().unwrap(),
                     kind: h.entry_type(),
                     data,
-                    link: e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()),
+                    link: e
+                        .link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned()),
                 },
             );
         }
@@ -245,6 +277,9 @@ pub(crate) fn pids_with_cmdline(argv: &[&str]) -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| {
+            std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline"))
+                .is_ok_and(|c| c == want)
+        })
         .collect()
 }

@@ -1,4 +1,5 @@
 //! The executor's integration tests: real namespaces, overlay mounts and layers (run as root).
+#![allow(clippy::unwrap_used)] // tests panic on unexpected failures by design
 
 mod copy;
 mod fixture;

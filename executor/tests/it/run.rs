@@ -11,12 +11,22 @@ use crate::fixture::{mountinfo, pids_with_cmdline, tar_of, Fixture, Logs};
 #[test]
 fn output_and_exit_codes() {
     let fx = Fixture::new();
-    let (r, logs) = fx.run_op(&fx.base, &Fixture::op(&["sh", "-c", "echo hello; echo oops >&2; exit 3"]));
+    let (r, logs) = fx.run_op(
+        &fx.base,
+        &Fixture::op(&["sh", "-c", "echo hello; echo oops >&2; exit 3"]),
+    );
     match r {
-        Err(WorkerError::ExitCode { command, code, tail }) => {
+        Err(WorkerError::ExitCode {
+            command,
+            code,
+            tail,
+        }) => {
             assert_eq!(command, "sh -c echo hello; echo oops >&2; exit 3");
             assert_eq!(code, 3);
-            assert!(tail.contains(&"hello".to_string()) && tail.contains(&"oops".to_string()), "{tail:?}");
+            assert!(
+                tail.contains(&"hello".to_string()) && tail.contains(&"oops".to_string()),
+                "{tail:?}"
+            );
         }
         other => panic!("expected exit code 3, got {other:?}"),
     }
@@ -25,10 +35,16 @@ fn output_and_exit_codes() {
 
     // Killed by a signal: 128+n.
     let (r, _) = fx.run_op(&fx.base, &Fixture::op(&["sh", "-c", "kill -9 $$"]));
-    assert!(matches!(r, Err(WorkerError::ExitCode { code: 137, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(WorkerError::ExitCode { code: 137, .. })),
+        "{r:?}"
+    );
 
     // Nothing changed: no layer.
-    assert_eq!(fx.run_op(&fx.base, &Fixture::op(&["true"])).0.unwrap(), None);
+    assert_eq!(
+        fx.run_op(&fx.base, &Fixture::op(&["true"])).0.unwrap(),
+        None
+    );
 
     let (r, _) = fx.run_op(&fx.base, &Fixture::op(&["no-such-tool"]));
     let msg = format!("{}", r.unwrap_err());
@@ -38,13 +54,20 @@ fn output_and_exit_codes() {
 #[test]
 fn env_cwd_and_user() {
     let fx = Fixture::new();
-    let mut op = Fixture::op(&["sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; echo $HOME; umask"]);
+    let mut op = Fixture::op(&[
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g; id -G; echo $HOME; umask",
+    ]);
     op.env.push("FOO=bar baz".into());
     op.cwd = "/work/dir".into();
     op.user = "app".into();
     let (r, logs) = fx.run_op(&fx.base, &op);
     let layer = r.unwrap().expect("the created cwd is a change");
-    assert_eq!(logs.stream(1), "bar baz\n/work/dir\n1000\n1000\n1000 50\n/home/app\n0022\n");
+    assert_eq!(
+        logs.stream(1),
+        "bar baz\n/work/dir\n1000\n1000\n1000 50\n/home/app\n0022\n"
+    );
     let entries = fx.entries(&layer);
     assert!(entries.contains_key("work/dir"), "{:?}", entries.keys());
 
@@ -63,23 +86,55 @@ fn env_cwd_and_user() {
 #[test]
 fn changes_become_layer_entries_with_whiteouts_and_no_stubs() {
     let fx = Fixture::new();
-    let (r, _) = fx.run_op(&fx.base, &Fixture::op(&["sh", "-c", "echo hi > /tmp/new; rm /etc/group; cat /etc/hosts > /tmp/hosts"]));
+    let (r, _) = fx.run_op(
+        &fx.base,
+        &Fixture::op(&[
+            "sh",
+            "-c",
+            "echo hi > /tmp/new; rm /etc/group; cat /etc/hosts > /tmp/hosts",
+        ]),
+    );
     let layer = r.unwrap().unwrap();
     let entries = fx.entries(&layer);
     assert_eq!(entries["tmp/new"].data, b"hi\n");
-    assert!(entries.contains_key("etc/.wh.group"), "{:?}", entries.keys());
-    for stub in ["proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/hostname"] {
-        assert!(!entries.contains_key(stub), "stub {stub} in layer: {:?}", entries.keys());
+    assert!(
+        entries.contains_key("etc/.wh.group"),
+        "{:?}",
+        entries.keys()
+    );
+    for stub in [
+        "proc",
+        "sys",
+        "dev",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+    ] {
+        assert!(
+            !entries.contains_key(stub),
+            "stub {stub} in layer: {:?}",
+            entries.keys()
+        );
     }
     let hosts = String::from_utf8_lossy(&entries["tmp/hosts"].data).into_owned();
-    assert!(hosts.contains("127.0.0.1\tlocalhost buildkitsandbox"), "{hosts}");
+    assert!(
+        hosts.contains("127.0.0.1\tlocalhost buildkitsandbox"),
+        "{hosts}"
+    );
 
     // The upper dir became the layer's snapshot: the next RUN sees the change.
     let stack = fx.with(&layer);
-    assert_eq!(fx.sh_on(&stack, "cat /tmp/new; ls /etc"), "hi\nhostname\nhosts\npasswd\nresolv.conf\n");
+    assert_eq!(
+        fx.sh_on(&stack, "cat /tmp/new; ls /etc"),
+        "hi\nhostname\nhosts\npasswd\nresolv.conf\n"
+    );
 
     // Writing next to the bind-mounted /etc files leaves only the real change.
-    let layer = fx.run_op(&fx.base, &Fixture::op(&["sh", "-c", "echo x > /etc/fresh"])).0.unwrap().unwrap();
+    let layer = fx
+        .run_op(&fx.base, &Fixture::op(&["sh", "-c", "echo x > /etc/fresh"]))
+        .0
+        .unwrap()
+        .unwrap();
     let keys: Vec<String> = fx.entries(&layer).into_keys().collect();
     assert_eq!(keys, ["etc", "etc/fresh"]);
     // No run dirs or temp dirs are left behind.
@@ -107,41 +162,88 @@ fn network_none_has_only_loopback_and_hostname() {
         .filter_map(|l| l.split(':').next().map(|s| s.trim().to_string()))
         .collect();
     assert_eq!(ifaces, ["lo"]);
-    let host_ifaces = std::fs::read_to_string("/proc/net/dev").unwrap().lines().count() - 2;
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count()
+        - 2;
     let (_, logs) = fx.run_op(&fx.base, &Fixture::op(&["cat", "/proc/net/dev"]));
-    assert_eq!(logs.stream(1).lines().count() - 2, host_ifaces, "host network is shared");
-    assert_eq!(fx.sh("hostname; cat /etc/hostname"), "buildkitsandbox\nbuildkitsandbox\n");
+    assert_eq!(
+        logs.stream(1).lines().count() - 2,
+        host_ifaces,
+        "host network is shared"
+    );
+    assert_eq!(
+        fx.sh("hostname; cat /etc/hostname"),
+        "buildkitsandbox\nbuildkitsandbox\n"
+    );
 }
 
 #[test]
 fn isolation_pids_mounts_capabilities() {
     let fx = Fixture::new();
-    let mut host_sleep = std::process::Command::new("sleep").arg("31337").spawn().unwrap();
+    let mut host_sleep = std::process::Command::new("sleep")
+        .arg("31337")
+        .spawn()
+        .unwrap();
     let ps = fx.sh("ps");
     let _ = host_sleep.kill();
     let _ = host_sleep.wait();
     assert!(!ps.contains("31337"), "{ps}");
-    let first_pid = ps.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let first_pid = ps
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     assert_eq!(first_pid, "1", "{ps}");
 
     let allowed = [
-        "/", "/proc", "/sys", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
-        "/dev/urandom", "/dev/tty", "/dev/pts", "/dev/shm", "/dev/mqueue", "/etc/hosts",
-        "/etc/resolv.conf", "/etc/hostname",
+        "/",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/etc/hostname",
     ];
     let mounts = fx.sh("cat /proc/mounts");
     for line in mounts.lines() {
         let point = line.split_whitespace().nth(1).unwrap();
-        assert!(allowed.contains(&point), "unexpected mount {point} in sandbox:\n{mounts}");
+        assert!(
+            allowed.contains(&point),
+            "unexpected mount {point} in sandbox:\n{mounts}"
+        );
     }
-    assert!(mounts.lines().any(|l| l.starts_with("sysfs /sys sysfs ro,")), "{mounts}");
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("sysfs /sys sysfs ro,")),
+        "{mounts}"
+    );
 
     let status = fx.sh("grep Cap /proc/self/status");
     for set in ["CapBnd", "CapEff", "CapPrm", "CapInh"] {
-        assert!(status.contains(&format!("{set}:\t00000000a80425fb")), "{set}: {status}");
+        assert!(
+            status.contains(&format!("{set}:\t00000000a80425fb")),
+            "{set}: {status}"
+        );
     }
     assert!(status.contains("CapAmb:\t0000000000000000"), "{status}");
-    assert!(fx.sh("grep NoNewPrivs /proc/self/status").contains("NoNewPrivs:\t0"));
+    assert!(fx
+        .sh("grep NoNewPrivs /proc/self/status")
+        .contains("NoNewPrivs:\t0"));
 }
 
 #[test]
@@ -168,11 +270,19 @@ fn cancellation_kills_the_tree_and_leaves_no_mounts() {
     assert!(cancelled_at.elapsed() < Duration::from_secs(1));
     let deadline = Instant::now() + Duration::from_secs(1);
     while !pids_with_cmdline(&["sleep", "1000"]).is_empty() {
-        assert!(Instant::now() < deadline, "sleep 1000 survived the cancellation");
+        assert!(
+            Instant::now() < deadline,
+            "sleep 1000 survived the cancellation"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(mountinfo(), before);
-    assert_eq!(std::fs::read_dir(fx.root.path().join("kiln/runs")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(fx.root.path().join("kiln/runs"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
