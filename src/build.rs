@@ -34,6 +34,7 @@ pub(crate) struct Shared {
 /// Resolves FROM images against registries, showing BuildKit's "load metadata" step.
 struct Resolver {
     client: RegistryClient,
+    store: ContentStore,
     handle: tokio::runtime::Handle,
     progress: Arc<Progress>,
 }
@@ -44,9 +45,11 @@ impl kiln_frontend::ImageResolver for Resolver {
         let v = self
             .progress
             .start(&format!("[internal] load metadata for {image}"));
-        let res = self
-            .handle
-            .block_on(self.client.resolve(&image, &Platform::linux_amd64()));
+        let res = self.handle.block_on(self.client.resolve_cached(
+            &image,
+            &Platform::linux_amd64(),
+            &self.store,
+        ));
         match res {
             Ok(m) => {
                 self.progress.done(v);
@@ -133,6 +136,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
 
     let resolver = Resolver {
         client: client.clone(),
+        store: store.clone(),
         handle: handle.clone(),
         progress: progress.clone(),
     };

@@ -162,7 +162,18 @@ impl RegistryClient {
         image: &ImageRef,
         platform: &Platform,
     ) -> Result<ResolvedManifest, RegistryError> {
-        pull::resolve(&self.inner, image, platform).await
+        pull::resolve(&self.inner, image, platform, None).await
+    }
+
+    /// Like [`RegistryClient::resolve`], but takes the config blob from `store` when it is
+    /// there (and keeps it there otherwise), so a rebuild downloads no blob at all.
+    pub async fn resolve_cached(
+        &self,
+        image: &ImageRef,
+        platform: &Platform,
+        store: &ContentStore,
+    ) -> Result<ResolvedManifest, RegistryError> {
+        pull::resolve(&self.inner, image, platform, Some(store)).await
     }
 
     /// Fetches a blob into the store unless it is there, verifying its digest.

@@ -150,6 +150,7 @@ pub(crate) async fn resolve(
     t: &Transport,
     image: &ImageRef,
     platform: &Platform,
+    store: Option<&ContentStore>,
 ) -> Result<ResolvedManifest, RegistryError> {
     let shown = image.to_string();
     let reference = match (&image.digest, &image.tag) {
@@ -206,7 +207,21 @@ pub(crate) async fn resolve(
             ),
         });
     }
-    let config_bytes = get_blob_bytes(t, image, &manifest.config.digest).await?;
+    let config_digest = &manifest.config.digest;
+    let cached = store
+        .filter(|s| s.has(config_digest))
+        .and_then(|s| s.read(config_digest).ok())
+        .filter(|b| Digest::of(b) == *config_digest);
+    let config_bytes = match cached {
+        Some(b) => b,
+        None => {
+            let b = get_blob_bytes(t, image, config_digest).await?;
+            if let Some(s) = store {
+                s.write_bytes(&b).map_err(|e| store_error(&shown, e))?;
+            }
+            b
+        }
+    };
     let config: ImageConfig =
         serde_json::from_slice(&config_bytes).map_err(|e| RegistryError::Other {
             reference: at(image, &manifest.config.digest),
