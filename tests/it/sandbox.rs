@@ -48,9 +48,25 @@ fn independent_stages_run_at_the_same_time() {
 
 #[test]
 fn sigint_during_run_stops_everything_and_leaves_no_mounts() {
-    const SLEEP: [&str; 2] = ["sleep", "1037"];
+    interrupted_run_leaves_nothing(Signal::SIGINT, "1037");
+}
+
+#[test]
+fn kill_9_during_run_leaves_no_process_and_no_mount() {
+    // kiln gets no chance to clean up: the sandbox must die with it (PDEATHSIG + pid namespace)
+    // and its mounts must vanish with its private mount namespace.
+    interrupted_run_leaves_nothing(Signal::SIGKILL, "1039");
+}
+
+/// Starts a build whose RUN sleeps, sends `signal` to kiln once the sleep runs, and checks
+/// that kiln exits within 5 s, no sleep survives, no mount is left and the store still works.
+fn interrupted_run_leaves_nothing(signal: Signal, secs: &str) {
+    let sleep: [&str; 2] = ["sleep", secs];
     let f = Fixture::empty();
-    f.write("Dockerfile", "FROM @BASE@\nRUN echo started; sleep 1037\n");
+    f.write(
+        "Dockerfile",
+        &format!("FROM @BASE@\nRUN echo started; sleep {secs}\n"),
+    );
     let mounts_before = mounts_mentioning(&f.root());
     let log = std::fs::File::create(f.out("kiln.log")).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -68,7 +84,7 @@ fn sigint_during_run_stops_everything_and_leaves_no_mounts() {
 
     // Wait until the RUN's `sleep 1037` is running.
     let deadline = Instant::now() + Duration::from_secs(180);
-    while pids_running(&SLEEP).is_empty() {
+    while pids_running(&sleep).is_empty() {
         if let Some(status) = child.try_wait().expect("try_wait") {
             panic!(
                 "kiln exited ({status}) before the RUN started:\n{}",
@@ -77,14 +93,14 @@ fn sigint_during_run_stops_everything_and_leaves_no_mounts() {
         }
         assert!(
             Instant::now() < deadline,
-            "RUN sleep 1037 never started:\n{}",
+            "RUN sleep {secs} never started:\n{}",
             kiln_log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-    kill(pid, Signal::SIGINT).expect("send SIGINT");
+    kill(pid, signal).expect("send the signal");
     let sent = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -93,7 +109,7 @@ fn sigint_during_run_stops_everything_and_leaves_no_mounts() {
         if sent.elapsed() > Duration::from_secs(5) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("kiln still running 5s after SIGINT:\n{}", kiln_log());
+            panic!("kiln still running 5s after {signal}:\n{}", kiln_log());
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -105,13 +121,13 @@ fn sigint_during_run_stops_everything_and_leaves_no_mounts() {
 
     // The sandbox's processes die with it (allow the kernel a moment to reap the namespace).
     let gone = Instant::now() + Duration::from_secs(2);
-    while !pids_running(&SLEEP).is_empty() && Instant::now() < gone {
+    while !pids_running(&sleep).is_empty() && Instant::now() < gone {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
-        pids_running(&SLEEP),
+        pids_running(&sleep),
         Vec::<u32>::new(),
-        "`sleep 1037` survived kiln"
+        "`sleep {secs}` survived kiln"
     );
     assert_eq!(
         mounts_mentioning(&f.root()),
