@@ -2,10 +2,11 @@
 //! diff id), compress it again into a new blob. Nothing is held in memory but a buffer and the
 //! codecs' windows, so gigabyte layers convert in a few tens of MiB.
 
+use super::encoder::Encoder;
 use std::io::{self, BufReader, Read, Write};
 
 use super::{Compression, WrittenLayer};
-use crate::store::{BlobWriter, StoreError};
+use crate::store::StoreError;
 use crate::{ContentStore, Digest, Sha256Writer};
 
 /// Read buffer for the conversion loop.
@@ -139,64 +140,6 @@ pub fn recompress_layer(
         size,
         media_type: to.media_type().to_string(),
     })
-}
-
-/// The compressor in front of the blob writer.
-enum Encoder {
-    Gzip(flate2::write::GzEncoder<BlobWriter>),
-    Zstd(zstd::stream::write::Encoder<'static, BlobWriter>),
-    Plain(BlobWriter),
-}
-
-impl Encoder {
-    fn new(c: Compression, level: Option<i32>, w: BlobWriter) -> io::Result<Encoder> {
-        Ok(match c {
-            Compression::Gzip => {
-                let level = level
-                    .and_then(|l| u32::try_from(l).ok())
-                    .map_or_else(flate2::Compression::default, flate2::Compression::new);
-                // GzEncoder's header has mtime 0, no name and a fixed OS byte: reproducible.
-                Encoder::Gzip(flate2::write::GzEncoder::new(w, level))
-            }
-            Compression::Zstd => {
-                let level = level.unwrap_or(zstd::DEFAULT_COMPRESSION_LEVEL);
-                let mut e = zstd::stream::write::Encoder::new(w, level)?;
-                // Multi-threaded output is the same for any worker count >= 1 but differs
-                // from single-threaded mode, so always use at least one worker.
-                let workers = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .clamp(1, 8);
-                e.multithread(u32::try_from(workers).unwrap_or(1))?;
-                Encoder::Zstd(e)
-            }
-            Compression::None => Encoder::Plain(w),
-        })
-    }
-
-    fn finish(self) -> io::Result<BlobWriter> {
-        match self {
-            Encoder::Gzip(e) => e.finish(),
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Plain(w) => Ok(w),
-        }
-    }
-}
-
-impl Write for Encoder {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-            Encoder::Plain(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-            Encoder::Plain(w) => w.flush(),
-        }
-    }
 }
 
 #[cfg(test)]

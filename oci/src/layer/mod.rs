@@ -7,6 +7,7 @@
 //! as is, and an overlay upper dir can be tarred as is.
 
 mod convert;
+mod encoder;
 mod safe_fs;
 mod unpack;
 mod write;

@@ -8,6 +8,7 @@
 //! by [`LayerOptions::mtime_clamp`]) and device numbers only: no atime/ctime, empty user and
 //! group names. Extended attributes go in PAX `SCHILY.xattr.<name>` records, sorted by name.
 
+use super::encoder::Encoder;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -22,7 +23,7 @@ use super::{
     is_private_xattr, Compression, LayerError, WrittenLayer, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR,
     OVERLAY_USER_OPAQUE_XATTR, WHITEOUT_PREFIX,
 };
-use crate::store::{BlobWriter, ContentStore};
+use crate::store::ContentStore;
 use crate::Sha256Writer;
 
 const BUF_SIZE: usize = 1 << 20;
@@ -68,8 +69,8 @@ pub fn write_layer(
         return Ok(None);
     }
     let blob = store.writer()?;
-    let encoder =
-        Encoder::new(opts.compression, blob).map_err(|e| LayerError::io(upper.display(), e))?;
+    let encoder = Encoder::new(opts.compression, None, blob)
+        .map_err(|e| LayerError::io(upper.display(), e))?;
     let tee = TarHasher {
         inner: encoder,
         hash: Sha256Writer::new(),
@@ -97,61 +98,6 @@ pub fn write_layer(
         size,
         media_type: opts.compression.media_type().to_string(),
     }))
-}
-
-/// The compressor in front of the blob writer.
-enum Encoder {
-    Gzip(flate2::write::GzEncoder<BlobWriter>),
-    Zstd(zstd::stream::write::Encoder<'static, BlobWriter>),
-    Plain(BlobWriter),
-}
-
-impl Encoder {
-    fn new(c: Compression, w: BlobWriter) -> io::Result<Encoder> {
-        Ok(match c {
-            // GzEncoder's header has mtime 0, no name and a fixed OS byte: reproducible.
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                w,
-                flate2::Compression::default(),
-            )),
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(w, zstd::DEFAULT_COMPRESSION_LEVEL)?;
-                // Multi-threaded output is the same for any worker count >= 1 but differs
-                // from single-threaded mode, so always use at least one worker.
-                let workers = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .clamp(1, 8);
-                e.multithread(u32::try_from(workers).unwrap_or(1))?;
-                Encoder::Zstd(e)
-            }
-            Compression::None => Encoder::Plain(w),
-        })
-    }
-
-    fn finish(self) -> io::Result<BlobWriter> {
-        match self {
-            Encoder::Gzip(e) => e.finish(),
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Plain(w) => Ok(w),
-        }
-    }
-}
-
-impl Write for Encoder {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-            Encoder::Plain(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-            Encoder::Plain(w) => w.flush(),
-        }
-    }
 }
 
 /// Hashes the uncompressed tar on its way to the compressor.
