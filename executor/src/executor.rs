@@ -307,6 +307,21 @@ impl Worker for Executor {
         op: &ExecOp,
         io: &ExecIo<'_>,
     ) -> Result<Option<LayerRef>, WorkerError> {
+        // Refuse what the sandbox cannot honour yet rather than running without it.
+        if let Some(m) = op.mounts.first() {
+            let kind = serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            return Err(WorkerError::Other(format!(
+                "RUN --mount type={kind} is not supported by kiln yet"
+            )));
+        }
+        if op.security != kiln_ir::SecurityMode::Sandbox {
+            return Err(WorkerError::Other(
+                "RUN --security=insecure is not supported by kiln yet".into(),
+            ));
+        }
         let mut lowers = self.lowers(rootfs)?;
         lowers.push(STUBS.to_string());
         let run = self.run_dir()?;

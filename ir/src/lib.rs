@@ -10,8 +10,8 @@ mod worker;
 
 pub use graph::{Graph, HistoryStep, Node, NodeId, Span, Stage};
 pub use ops::{
-    Chown, ContextSource, CopyAction, ExecOp, FileAction, FileOp, LayerDesc, MkdirAction,
-    NetworkMode, Op, ResolvedImage, SourceOp,
+    CacheSharing, Chown, ContextSource, CopyAction, ExecMount, ExecOp, FileAction, FileOp,
+    LayerDesc, MkdirAction, MkfileAction, NetworkMode, Op, ResolvedImage, SecurityMode, SourceOp,
 };
 pub use worker::{
     ContextEntry, ContextFiles, ExecIo, FileSource, LayerRef, ProgressEvent, ProgressSink, Worker,

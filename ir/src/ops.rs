@@ -86,6 +86,125 @@ pub struct ExecOp {
     pub user: String,
     /// Network mode.
     pub network: NetworkMode,
+    /// `RUN --mount=…` mounts and heredoc script files, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<ExecMount>,
+    /// `RUN --security=`.
+    #[serde(default)]
+    pub security: SecurityMode,
+}
+
+/// `RUN --security=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    /// Docker's default capabilities and seccomp profile.
+    #[default]
+    Sandbox,
+    /// Every capability, no seccomp (needs `--allow security.insecure`).
+    Insecure,
+}
+
+/// `sharing=` of a cache mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheSharing {
+    /// Several builds may use it at once.
+    #[default]
+    Shared,
+    /// Each concurrent user gets its own copy.
+    Private,
+    /// Users take turns.
+    Locked,
+}
+
+/// One mount of a RUN (BuildKit's `--mount` types, plus heredoc script files).
+///
+/// Paths are absolute after WORKDIR is applied. `source_input` indexes the node's `inputs`
+/// (0 is the rootfs), like [`CopyAction::source_input`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExecMount {
+    /// `type=bind`: a path of the context, a stage or an image.
+    Bind {
+        /// Input holding the source filesystem.
+        source_input: usize,
+        /// Path inside that filesystem.
+        source: String,
+        /// Mount point.
+        target: String,
+        /// `rw` not given: read-only (writes with `rw` are discarded).
+        readonly: bool,
+    },
+    /// `type=cache`: a persistent directory kept in the store across builds.
+    Cache {
+        /// `id=` (defaults to the target).
+        id: String,
+        /// Mount point.
+        target: String,
+        /// `sharing=`.
+        sharing: CacheSharing,
+        /// Owner and mode of a new cache dir.
+        uid: u32,
+        /// Group of a new cache dir.
+        gid: u32,
+        /// Mode of a new cache dir.
+        mode: u32,
+        /// Input seeding a new cache (`from=`), with `source=` inside it.
+        source_input: Option<usize>,
+        /// Path inside the seeding input.
+        source: String,
+        /// `ro`.
+        readonly: bool,
+    },
+    /// `type=tmpfs`.
+    Tmpfs {
+        /// Mount point.
+        target: String,
+        /// `size=` in bytes.
+        size: Option<u64>,
+    },
+    /// `type=secret`: a file (or env var) whose value never reaches a layer or a key.
+    Secret {
+        /// `id=`.
+        id: String,
+        /// Mount point (`/run/secrets/<id>` when neither target nor env is given).
+        target: Option<String>,
+        /// `env=NAME`: expose as an environment variable instead.
+        env: Option<String>,
+        /// `required=true`: fail when the secret is not provided.
+        required: bool,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+        /// Mode.
+        mode: u32,
+    },
+    /// `type=ssh`: the forwarded agent socket.
+    Ssh {
+        /// `id=` (default `default`).
+        id: String,
+        /// Socket path (default `/run/buildkit/ssh_agent.N`).
+        target: Option<String>,
+        /// `required=true`.
+        required: bool,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+        /// Mode.
+        mode: u32,
+    },
+    /// A file with fixed content (a heredoc script with a shebang), read-only.
+    File {
+        /// Path of the file.
+        target: String,
+        /// Content.
+        data: String,
+        /// Mode.
+        mode: u32,
+    },
 }
 
 /// A list of filesystem actions applied to the first input.
@@ -102,6 +221,21 @@ pub enum FileAction {
     Copy(CopyAction),
     /// WORKDIR's directory creation.
     Mkdir(MkdirAction),
+    /// A file with given content (COPY heredocs).
+    Mkfile(MkfileAction),
+}
+
+/// Create (or replace) a file with fixed content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkfileAction {
+    /// Absolute path; parents are created (0755).
+    pub path: String,
+    /// Content.
+    pub data: String,
+    /// Mode bits.
+    pub mode: u32,
+    /// Owner, as written; `None` means root.
+    pub chown: Option<Chown>,
 }
 
 /// Owner for copied files, as written (`1000:1000`, `app`, `app:staff`).

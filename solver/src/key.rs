@@ -208,6 +208,8 @@ mod tests {
             cwd: "/".into(),
             user: String::new(),
             network: NetworkMode::Host,
+            mounts: Vec::new(),
+            security: Default::default(),
         };
         let mut proxied = base.clone();
         proxied.env.extend([

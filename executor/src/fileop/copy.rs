@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt
 use std::path::{Component, Path, PathBuf};
 
 use filetime::FileTime;
-use kiln_ir::{Chown, CopyAction, MkdirAction};
+use kiln_ir::{Chown, CopyAction, MkdirAction, MkfileAction};
 use nix::sys::stat::{mknod, Mode, SFlag};
 
 use super::paths::resolve;
@@ -112,6 +112,35 @@ pub(crate) fn mkdir(root: &Path, action: &MkdirAction) -> Result<(), InitFailure
         None => (0, 0),
     };
     mkdir_all(root, Path::new(&action.path), owner, action.mode).map(|_| ())
+}
+
+/// COPY heredoc: writes a file with fixed content (parents created 0755 root-owned).
+pub(crate) fn mkfile(root: &Path, action: &MkfileAction) -> Result<(), InitFailure> {
+    let owner = match &action.chown {
+        Some(c) => owner_of(root, c)?,
+        None => (0, 0),
+    };
+    let path = Path::new(&action.path);
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let dir = mkdir_all(root, parent, (0, 0), 0o755)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| other(format!("invalid file path {}", action.path)))?;
+    let rel = dir.strip_prefix(root).unwrap_or(Path::new("")).join(name);
+    // Resolve the final component too, so a symlink there cannot point outside the rootfs.
+    let host = root.join(resolve(root, &rel, true).map_err(|e| io_err("resolving", &rel, e))?);
+    if std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+        return Err(other(format!(
+            "cannot write {}: it is a directory",
+            action.path
+        )));
+    }
+    let _ = std::fs::remove_file(&host);
+    std::fs::write(&host, action.data.as_bytes()).map_err(|e| io_err("writing", &host, e))?;
+    std::os::unix::fs::lchown(&host, Some(owner.0), Some(owner.1))
+        .map_err(|e| io_err("chown", &host, e))?;
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(action.mode))
+        .map_err(|e| io_err("chmod", &host, e))
 }
 
 /// Expands one source (wildcards per component) into (resolved path, name) pairs.

@@ -52,6 +52,7 @@ pub(crate) fn run_file_job(spec: &FileSpec) -> Result<(), InitFailure> {
                 copy::copy(root, tree, c)?;
             }
             FileAction::Mkdir(m) => copy::mkdir(root, m)?,
+            FileAction::Mkfile(m) => copy::mkfile(root, m)?,
         }
     }
     Ok(())

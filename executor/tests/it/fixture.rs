@@ -170,6 +170,8 @@ impl Fixture {
             cwd: "/".into(),
             user: String::new(),
             network: NetworkMode::Host,
+            mounts: Vec::new(),
+            security: Default::default(),
         }
     }
 

@@ -193,6 +193,8 @@ fn dispatch(
                 cwd: st.cwd.clone(),
                 user: st.config.config.user.clone().unwrap_or_default(),
                 network: *network,
+                mounts: Vec::new(),
+                security: Default::default(),
             };
             let node = cx.lw.add_node(
                 Op::Exec(op),

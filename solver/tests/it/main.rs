@@ -90,6 +90,8 @@ impl G {
             cwd: "/".into(),
             user: String::new(),
             network: NetworkMode::Host,
+            mounts: Vec::new(),
+            security: Default::default(),
         };
         self.add(Op::Exec(op), vec![parent], &format!("RUN {cmd}"))
     }
