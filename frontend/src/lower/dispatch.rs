@@ -79,7 +79,7 @@ impl Ctx<'_, '_> {
         self.lw
             .lexer
             .expand(word, &st.env)
-            .map_err(|e| self.err(e.0))
+            .map_err(|e| self.err(e.to_string()))
     }
 
     fn expand_pairs(
@@ -100,9 +100,9 @@ impl Ctx<'_, '_> {
     /// BuildKit's progress text: the original line with variables expanded.
     fn label_text(&self, st: &StageState, raw: bool) -> String {
         let lex = Lexer {
-            escape: self.lw.lexer.escape,
             raw_quotes: raw,
             skip_unset: raw,
+            ..Lexer::new(self.lw.lexer.escape)
         };
         let text = lex
             .expand(&self.cmd.original, &st.env)
@@ -252,7 +252,7 @@ fn dispatch(
                     .lw
                     .lexer
                     .expand_words(w, &st.env)
-                    .map_err(|e| cx.err(e.0))?
+                    .map_err(|e| cx.err(e.to_string()))?
                 {
                     ports.extend(format::parse_port(&p).map_err(|e| cx.err(e))?);
                 }

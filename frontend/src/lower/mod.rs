@@ -224,7 +224,7 @@ fn meta_args(
                 (None, Some(d)) => Some(
                     lexer
                         .expand(d, &args)
-                        .map_err(|e| FrontendError::at(e.0, Some(*span)))?,
+                        .map_err(|e| FrontendError::at(e.to_string(), Some(*span)))?,
                 ),
                 (None, None) => None,
             };
@@ -252,7 +252,7 @@ pub fn lower(
     for (i, st) in ins.stages.iter().enumerate() {
         let name = lexer
             .expand(&st.base, &global_args)
-            .map_err(|e| FrontendError::at(e.0, Some(st.span)))?;
+            .map_err(|e| FrontendError::at(e.to_string(), Some(st.span)))?;
         if name.is_empty() {
             return Err(FrontendError::at(
                 format!("base name ({}) should not be blank", st.base),

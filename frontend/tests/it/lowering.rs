@@ -285,7 +285,7 @@ fn errors_carry_spans() {
         "invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777"
     );
     let e = graph_with("ARG X=${Y:?\"custom error\"}\nFROM busybox\n", &[], None).unwrap_err();
-    assert_eq!(e.to_string(), "Y: custom error");
+    assert!(e.to_string().ends_with(": Y: custom error"), "{e}");
     assert!(graph_with(
         "ARG X=${Y:?\"custom error\"}\nFROM busybox\n",
         &[("X", "1")],
