@@ -2,12 +2,13 @@
 //! ops, turning each overlay upper dir into a layer and a snapshot.
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_ir::{
-    ExecIo, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, NodeId, ProgressSink, ResolvedImage,
-    Worker, WorkerError,
+    ExecIo, ExecMount, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, NodeId, ProgressSink,
+    ResolvedImage, Worker, WorkerError,
 };
 use kiln_oci::layer::{write_layer_from_upper, Compression};
 use kiln_oci::registry::RegistryClient;
@@ -17,7 +18,9 @@ use kiln_oci::{Descriptor, ImageRef};
 use crate::error::ExecutorError;
 use crate::process::run_init;
 use crate::snapshots::{Snapshots, EMPTY, STUBS};
-use crate::spec::{FileSpec, InitFailure, RootfsSpec, RunSpec, SourceSpec, Spec, INIT_SUBCOMMAND};
+use crate::spec::{
+    FileMountSpec, FileSpec, InitFailure, RootfsSpec, RunSpec, SourceSpec, Spec, INIT_SUBCOMMAND,
+};
 
 /// The hostname RUN sees (BuildKit's).
 const HOSTNAME: &str = "buildkitsandbox";
@@ -308,7 +311,11 @@ impl Worker for Executor {
         io: &ExecIo<'_>,
     ) -> Result<Option<LayerRef>, WorkerError> {
         // Refuse what the sandbox cannot honour yet rather than running without it.
-        if let Some(m) = op.mounts.first() {
+        if let Some(m) = op
+            .mounts
+            .iter()
+            .find(|m| !matches!(m, ExecMount::File { .. }))
+        {
             let kind = serde_json::to_value(m)
                 .ok()
                 .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
@@ -340,6 +347,19 @@ impl Worker for Executor {
             let p = run.path.join(name);
             std::fs::write(&p, content).map_err(ExecutorError::io(&p))?;
         }
+        let mut file_mounts = Vec::new();
+        for (i, m) in op.mounts.iter().enumerate() {
+            if let ExecMount::File { target, data, mode } = m {
+                let host = run.path.join(format!("mount-file-{i}"));
+                std::fs::write(&host, data).map_err(ExecutorError::io(&host))?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(*mode & 0o7777))
+                    .map_err(ExecutorError::io(&host))?;
+                file_mounts.push(FileMountSpec {
+                    host,
+                    target: target.clone(),
+                });
+            }
+        }
         let spec = Spec::Run(RunSpec {
             rootfs: self.rootfs_spec(&run, lowers),
             hosts: run.path.join("hosts"),
@@ -355,6 +375,7 @@ impl Worker for Executor {
             },
             user: op.user.clone(),
             network_none: op.network == NetworkMode::None,
+            files: file_mounts,
         });
         let spec_path = self.write_spec(&run, &spec)?;
         let outcome = run_init(&self.init, &spec_path, io)?;

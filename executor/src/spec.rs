@@ -47,6 +47,18 @@ pub(crate) struct RunSpec {
     pub(crate) cwd: String,
     pub(crate) user: String,
     pub(crate) network_none: bool,
+    /// Read-only files bound into the sandbox (heredoc scripts), attached after `/dev`.
+    #[serde(default)]
+    pub(crate) files: Vec<FileMountSpec>,
+}
+
+/// A host file bound read-only at `target` inside the sandbox.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FileMountSpec {
+    /// The file on the host (written by the parent with the content and mode).
+    pub(crate) host: PathBuf,
+    /// Absolute path inside the sandbox; missing parents are created.
+    pub(crate) target: String,
 }
 
 /// Where a COPY reads from, inside the file job.

@@ -130,6 +130,8 @@ fn pid1(spec: &RunSpec) -> i32 {
 struct HostFiles {
     devices: Vec<(&'static str, OwnedFd)>,
     etc: Vec<(&'static str, OwnedFd)>,
+    /// `ExecMount::File` contents and where they go.
+    files: Vec<(String, OwnedFd)>,
 }
 
 /// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`), attachable after
@@ -191,7 +193,11 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
     let mut host = HostFiles {
         devices: Vec::new(),
         etc: Vec::new(),
+        files: Vec::new(),
     };
+    for f in &spec.files {
+        host.files.push((f.target.clone(), clone_tree(&f.host)?));
+    }
     for d in DEVICES {
         host.devices
             .push((d, clone_tree(&Path::new("/dev").join(d))?));
@@ -210,6 +216,7 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
 
     mount_special(&host)?;
+    mount_files(&host)?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
 
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -292,6 +299,30 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
         if std::fs::metadata(target).is_ok_and(|m| m.is_file()) {
             attach(fd, target)?;
         }
+    }
+    Ok(())
+}
+
+/// Binds each `ExecMount::File` read-only at its target, creating the mount point (and its
+/// parents) first. Heredoc scripts go under `/dev/pipes`, on the sandbox's own `/dev` tmpfs,
+/// so their mount points never reach the layer.
+fn mount_files(host: &HostFiles) -> Result<(), String> {
+    for (target, fd) in &host.files {
+        if let Some(parent) = Path::new(target).parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        if std::fs::symlink_metadata(target).is_err() {
+            File::create(target).map_err(|e| format!("creating {target}: {e}"))?;
+        }
+        attach(fd, target)?;
+        mnt(
+            None,
+            target,
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None,
+        )?;
     }
     Ok(())
 }

@@ -297,3 +297,36 @@ fn one_hundred_fifty_lower_layers() {
     let out = fx.sh_on(&stack, "cat /layer000 /layer149; ls / | grep -c layer");
     assert_eq!(out, "layer000layer149150\n");
 }
+
+#[test]
+fn file_mounts_are_read_only_scripts_outside_the_layer() {
+    let fx = Fixture::new();
+    let mut op = Fixture::op(&["/dev/pipes/EOF"]);
+    op.mounts.push(kiln_ir::ExecMount::File {
+        target: "/dev/pipes/EOF".into(),
+        data: "#!/bin/sh\necho from script\necho written > /out\necho x >> \"$0\" || echo ro\n"
+            .into(),
+        mode: 0o755,
+    });
+    let (r, logs) = fx.run_op(&fx.base, &op);
+    let layer = r.unwrap().expect("/out is a change");
+    assert_eq!(logs.stream(1), "from script\nro\n");
+    let entries = fx.entries(&layer);
+    assert_eq!(
+        entries.keys().collect::<Vec<_>>(),
+        vec!["out"],
+        "only the script's own change is in the layer"
+    );
+
+    // Other mount kinds are still refused before anything runs.
+    let mut op = Fixture::op(&["true"]);
+    op.mounts.push(kiln_ir::ExecMount::Tmpfs {
+        target: "/tmp".into(),
+        size: None,
+    });
+    let msg = fx.run_op(&fx.base, &op).0.unwrap_err().to_string();
+    assert!(
+        msg.contains("RUN --mount type=tmpfs is not supported by kiln yet"),
+        "{msg}"
+    );
+}
