@@ -17,6 +17,53 @@ pub struct Dockerfile {
     pub directives: Vec<Directive>,
     /// Instructions in order.
     pub instructions: Vec<Instruction>,
+    /// Things BuildKit's parser warns about (empty continuation lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+/// A parser warning (not an error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// The build-check rule it belongs to (`NoEmptyContinuation`).
+    pub rule: String,
+    /// BuildKit's text: `Empty continuation line found in: RUN echo a b`.
+    pub message: String,
+    /// The instruction it is about.
+    pub span: Span,
+    /// The offending lines (the empty lines inside the continuation).
+    pub lines: Vec<Span>,
+}
+
+/// A heredoc of RUN, COPY or ADD (also inside ONBUILD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heredoc {
+    /// The delimiter with quotes removed (`EOF` for `<<'EOF'`).
+    pub name: String,
+    /// The body lines, verbatim with their line endings (tabs not yet stripped for `<<-`).
+    pub body: String,
+    /// `false` when the delimiter was quoted: no expansion of the body.
+    pub expand: bool,
+    /// `<<-`: strip leading tabs from body lines ([`Heredoc::content`]).
+    pub chomp: bool,
+    /// `3<<EOF`: the file descriptor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<u32>,
+    /// The `<<EOF` marker in the instruction line.
+    pub span: Span,
+    /// The body's bytes in the file (terminator line excluded).
+    pub body_span: Span,
+}
+
+impl Heredoc {
+    /// The body as the instruction uses it: leading tabs removed for `<<-`.
+    pub fn content(&self) -> String {
+        if self.chomp {
+            crate::heredoc::chomp(&self.body)
+        } else {
+            self.body.clone()
+        }
+    }
 }
 
 impl Dockerfile {
@@ -55,8 +102,14 @@ pub struct Instruction {
     pub rest: Word,
     /// The arguments split for this instruction.
     pub args: Args,
-    /// The whole instruction, continuation lines included.
+    /// The whole instruction, continuation lines and heredoc bodies included.
     pub span: Span,
+    /// Heredocs in marker order (RUN, COPY, ADD and their ONBUILD form only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heredocs: Vec<Heredoc>,
+    /// ONBUILD: the trigger parsed as an instruction, if it parses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Box<Instruction>>,
 }
 
 /// A `--name[=value]` flag.
@@ -119,15 +172,20 @@ pub(crate) const KEYWORDS: &[&str] = &[
 pub(crate) const NOT_STRING_ARRAY: &str =
     "when using JSON array syntax, arrays must be comprised of strings only";
 
-enum Json {
+/// What the argument text is as JSON.
+pub(crate) enum Json {
+    /// Not a JSON array: shell form.
     No,
+    /// A JSON array of strings: exec form.
     Yes(Vec<String>),
+    /// A JSON array holding something else: an error.
+    NotStrings,
 }
 
 /// Exec form only for a valid JSON array of strings; a valid array of other things is an error.
-fn maybe_json(rest: &str, span: Span) -> Result<Json, ParseError> {
+pub(crate) fn maybe_json(rest: &str) -> Json {
     if !rest.starts_with('[') {
-        return Ok(Json::No);
+        return Json::No;
     }
     match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
         Ok(values) => {
@@ -135,12 +193,20 @@ fn maybe_json(rest: &str, span: Span) -> Result<Json, ParseError> {
             for v in values {
                 match v {
                     serde_json::Value::String(s) => out.push(s),
-                    _ => return Err(ParseError::at(NOT_STRING_ARRAY, span)),
+                    _ => return Json::NotStrings,
                 }
             }
-            Ok(Json::Yes(out))
+            Json::Yes(out)
         }
-        Err(_) => Ok(Json::No),
+        Err(_) => Json::No,
+    }
+}
+
+fn json_args(rest: &str, span: Span) -> Result<Option<Vec<String>>, ParseError> {
+    match maybe_json(rest) {
+        Json::No => Ok(None),
+        Json::Yes(v) => Ok(Some(v)),
+        Json::NotStrings => Err(ParseError::at(NOT_STRING_ARRAY, span)),
     }
 }
 
@@ -154,11 +220,14 @@ fn words(line: &LogicalLine, rest_at: usize, pieces: Vec<syntax::Piece>) -> Vec<
         .collect()
 }
 
-fn instruction(line: &LogicalLine, escape: char) -> Result<Instruction, ParseError> {
-    let text = line.text.trim_end();
+/// Parses the instruction starting at byte `base` of the logical line (0, or the trigger
+/// of an ONBUILD).
+fn instruction(line: &LogicalLine, base: usize, escape: char) -> Result<Instruction, ParseError> {
+    let full = line.text.trim_end();
+    let text = &full[base.min(full.len())..];
     let kw_end = text.find(char::is_whitespace).unwrap_or(text.len());
     let keyword_raw = &text[..kw_end];
-    let keyword_span = line.file_span(0, kw_end);
+    let keyword_span = line.file_span(base, base + kw_end);
     let lower = keyword_raw.to_ascii_lowercase();
     if !KEYWORDS.contains(&lower.as_str()) {
         let upper: Vec<String> = KEYWORDS.iter().map(|k| k.to_ascii_uppercase()).collect();
@@ -179,31 +248,66 @@ fn instruction(line: &LogicalLine, escape: char) -> Result<Instruction, ParseErr
         .map(|f| Flag {
             name: f.name,
             value: f.value,
-            span: line.file_span(args_at + f.start, args_at + f.end),
+            span: line.file_span(base + args_at + f.start, base + args_at + f.end),
         })
         .collect();
     let rest_at = args_at + rel_rest;
     let rest_text = &text[rest_at..];
     let rest = Word {
         text: rest_text.to_string(),
-        span: line.file_span(rest_at, text.len()),
+        span: line.file_span(base + rest_at, base + text.len()),
     };
+    let word_list = |pieces| words(line, base + rest_at, pieces);
     let args = match lower.as_str() {
-        "run" | "cmd" | "entrypoint" | "shell" => match maybe_json(rest_text, rest.span)? {
-            Json::Yes(v) => Args::Json(v),
-            Json::No => Args::Shell(rest_text.to_string()),
+        "run" | "cmd" | "entrypoint" | "shell" => match json_args(rest_text, rest.span)? {
+            Some(v) => Args::Json(v),
+            None => Args::Shell(rest_text.to_string()),
         },
-        "copy" | "add" | "volume" => match maybe_json(rest_text, rest.span)? {
-            Json::Yes(v) => Args::Json(v),
-            Json::No => Args::Words(words(line, rest_at, syntax::plain_words(rest_text))),
+        "copy" | "add" | "volume" => match json_args(rest_text, rest.span)? {
+            Some(v) => Args::Json(v),
+            None => Args::Words(word_list(syntax::plain_words(rest_text))),
         },
-        "from" | "expose" => Args::Words(words(line, rest_at, syntax::plain_words(rest_text))),
-        "env" | "label" | "arg" => Args::Words(words(
-            line,
-            rest_at,
-            syntax::quoted_words(rest_text, escape),
-        )),
+        "healthcheck" => {
+            // `CMD` (or `NONE`) then the command, exec or shell form.
+            let typ_end = rest_text
+                .find(char::is_whitespace)
+                .unwrap_or(rest_text.len());
+            let after = rest_text[typ_end..].trim_start();
+            match json_args(after, rest.span)? {
+                Some(v) if rest_text[..typ_end].eq_ignore_ascii_case("cmd") => Args::Json(v),
+                _ => Args::Text(rest_text.to_string()),
+            }
+        }
+        "from" | "expose" => Args::Words(word_list(syntax::plain_words(rest_text))),
+        "env" | "label" | "arg" => Args::Words(word_list(syntax::quoted_words(rest_text, escape))),
         _ => Args::Text(rest_text.to_string()),
+    };
+    let heredocs = line
+        .heredocs
+        .iter()
+        .filter(|h| h.marker.start >= base)
+        .map(|h| Heredoc {
+            name: h.marker.name.clone(),
+            body: h.body.clone(),
+            expand: h.marker.expand,
+            chomp: h.marker.chomp,
+            fd: h.marker.fd,
+            span: line.file_span(h.marker.start, h.marker.end),
+            body_span: h.body_span,
+        })
+        .collect();
+    let trigger = if lower == "onbuild" && !rest_text.is_empty() {
+        instruction(line, base + rest_at, escape).ok().map(Box::new)
+    } else {
+        None
+    };
+    let span = if base == 0 {
+        line.span
+    } else {
+        Span {
+            start: keyword_span.start,
+            end: line.span.end,
+        }
     };
     Ok(Instruction {
         keyword: lower.to_ascii_uppercase(),
@@ -212,7 +316,9 @@ fn instruction(line: &LogicalLine, escape: char) -> Result<Instruction, ParseErr
         flags,
         rest,
         args,
-        span: line.span,
+        span,
+        heredocs,
+        trigger,
     })
 }
 
@@ -222,7 +328,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let instructions = scanned
         .lines
         .iter()
-        .map(|l| instruction(l, scanned.escape))
+        .map(|l| instruction(l, 0, scanned.escape))
         .collect::<Result<Vec<_>, _>>()?;
     if instructions.is_empty() {
         return Err(ParseError::new("file with no instructions", None));
@@ -236,10 +342,22 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             span: d.span,
         })
         .collect();
+    let warnings = scanned
+        .lines
+        .iter()
+        .filter(|l| !l.empty_lines.is_empty())
+        .map(|l| Warning {
+            rule: "NoEmptyContinuation".into(),
+            message: format!("Empty continuation line found in: {}", l.text.trim_end()),
+            span: l.span,
+            lines: l.empty_lines.clone(),
+        })
+        .collect();
     Ok(Dockerfile {
         escape: scanned.escape,
         directives,
         instructions,
+        warnings,
     })
 }
 

@@ -23,13 +23,14 @@
 
 mod ast;
 mod error;
+mod heredoc;
 pub mod instructions;
 mod lower;
 mod scanner;
 pub mod shell;
 mod syntax;
 
-pub use ast::{parse, Args, Directive, Dockerfile, Flag, Instruction, Word};
+pub use ast::{parse, Args, Directive, Dockerfile, Flag, Heredoc, Instruction, Warning, Word};
 pub use error::{line_col, FrontendError, ParseError};
 pub use lower::{lower, ImageResolver, LowerOptions};
 

@@ -5,6 +5,7 @@
 use kiln_ir::Span;
 
 use crate::error::ParseError;
+use crate::heredoc::{self, Marker};
 
 /// BuildKit's bufio.Scanner limit on one physical line.
 pub(crate) const MAX_LINE: usize = 65535;
@@ -24,8 +25,24 @@ pub(crate) struct LogicalLine {
     pub(crate) text: String,
     /// `(offset in text, offset in file)` at the start of each joined physical piece.
     pub(crate) pieces: Vec<(usize, usize)>,
-    /// From the first non-blank byte of the first line to the end of the last line.
+    /// From the first non-blank byte of the first line to the end of the last line
+    /// (heredoc bodies and their terminators included).
     pub(crate) span: Span,
+    /// Whitespace-only lines dropped from inside the continuation.
+    pub(crate) empty_lines: Vec<Span>,
+    /// Heredoc bodies read after the line, in marker order.
+    pub(crate) heredocs: Vec<RawHeredoc>,
+}
+
+/// A heredoc marker of a logical line with the body read from the following lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawHeredoc {
+    /// The marker (offsets in the logical line's text).
+    pub(crate) marker: Marker,
+    /// The body lines with their line endings, verbatim.
+    pub(crate) body: String,
+    /// The body's bytes in the file.
+    pub(crate) body_span: Span,
 }
 
 impl LogicalLine {
@@ -65,8 +82,11 @@ pub(crate) struct Scanned {
 }
 
 struct Physical<'a> {
+    /// The line without its `\n` / `\r\n`.
     text: &'a str,
     start: usize,
+    /// After the line's `\n` (or the end of the file).
+    full_end: usize,
 }
 
 fn physical_lines(text: &str, first: usize) -> Result<Vec<Physical<'_>>, ParseError> {
@@ -83,7 +103,12 @@ fn physical_lines(text: &str, first: usize) -> Result<Vec<Physical<'_>>, ParseEr
         let line = text[start..end]
             .strip_suffix('\r')
             .unwrap_or(&text[start..end]);
-        out.push(Physical { text: line, start });
+        let full_end = (end + 1).min(text.len());
+        out.push(Physical {
+            text: line,
+            start,
+            full_end,
+        });
         start = end + 1;
     }
     Ok(out)
@@ -109,12 +134,16 @@ fn directive(line: &str) -> Option<(String, String)> {
     Some((key.to_ascii_lowercase(), value.to_string()))
 }
 
-/// If `line` ends with an unescaped escape character (trailing blanks allowed), the text
-/// before it; a doubled escape (`foo\\`) is not a continuation.
+/// BuildKit's line-continuation regex `([^E])E[ \t]*$|^E[ \t]*$`: if `line` ends with an
+/// escape character (trailing blanks allowed) that is not itself preceded by one, the text
+/// before it. So `foo\\` is not a continuation (nor, like BuildKit, `foo\\\`).
 fn strip_continuation(line: &str, escape: char) -> Option<&str> {
     let trimmed = line.trim_end_matches([' ', '\t']);
-    let count = trimmed.chars().rev().take_while(|c| *c == escape).count();
-    (count % 2 == 1).then(|| &trimmed[..trimmed.len() - escape.len_utf8()])
+    let head = trimmed.strip_suffix(escape)?;
+    if head.ends_with(escape) {
+        return None;
+    }
+    Some(head)
 }
 
 /// Scans the whole file.
@@ -170,6 +199,7 @@ pub(crate) fn scan(text: &str) -> Result<Scanned, ParseError> {
         let start = first.start + lead;
         let mut end = first.start + first.text.len();
         let mut pieces = vec![(0, start)];
+        let mut empty_lines = Vec::new();
         let mut joined = String::new();
         let mut cont = match strip_continuation(trimmed, escape) {
             Some(head) => {
@@ -185,8 +215,16 @@ pub(crate) fn scan(text: &str) -> Result<Scanned, ParseError> {
             let Some(next) = lines.get(i) else { break };
             i += 1;
             end = next.start + next.text.len();
-            // Comment lines and whitespace-only lines inside a continuation are dropped.
-            if is_comment(next.text) || next.text.trim().is_empty() {
+            // Comment lines and whitespace-only lines inside a continuation are dropped;
+            // whitespace-only ones are remembered for the NoEmptyContinuation warning.
+            if is_comment(next.text) {
+                continue;
+            }
+            if next.text.trim().is_empty() {
+                empty_lines.push(Span {
+                    start: next.start,
+                    end: next.start + next.text.len(),
+                });
                 continue;
             }
             pieces.push((joined.len(), next.start));
@@ -198,10 +236,51 @@ pub(crate) fn scan(text: &str) -> Result<Scanned, ParseError> {
                 }
             }
         }
+        let mut heredocs = Vec::new();
+        if heredoc::can_contain(&joined) {
+            for marker in heredoc::markers_in(&joined) {
+                let body_start = lines.get(i).map_or(text.len(), |l| l.start);
+                let mut body_end = body_start;
+                let mut terminated = false;
+                while let Some(l) = lines.get(i) {
+                    i += 1;
+                    end = l.start + l.text.len();
+                    let candidate = if marker.chomp {
+                        l.text.trim_start_matches('\t')
+                    } else {
+                        l.text
+                    };
+                    if candidate == marker.name {
+                        terminated = true;
+                        break;
+                    }
+                    body_end = l.full_end;
+                }
+                if !terminated {
+                    return Err(ParseError::at(
+                        "unterminated heredoc",
+                        Span {
+                            start,
+                            end: text.len(),
+                        },
+                    ));
+                }
+                heredocs.push(RawHeredoc {
+                    marker,
+                    body: text[body_start..body_end].to_string(),
+                    body_span: Span {
+                        start: body_start,
+                        end: body_end,
+                    },
+                });
+            }
+        }
         out.push(LogicalLine {
             text: joined,
             pieces,
             span: Span { start, end },
+            empty_lines,
+            heredocs,
         });
     }
     Ok(Scanned {

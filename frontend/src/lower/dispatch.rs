@@ -184,7 +184,8 @@ fn dispatch(
             }
             st.commit(format!("ARG {}", parts.join(" ")), None);
         }
-        CommandKind::Run { cmd, network } => {
+        CommandKind::Run(run) => {
+            let (cmd, network) = (&run.cmd, &run.network_mode());
             let args = st.args(cmd);
             let name = st.next_label(&cx.label_text(st, true));
             let op = ExecOp {
@@ -319,7 +320,13 @@ fn dispatch(
                 .config
                 .on_build
                 .get_or_insert_with(Vec::new)
-                .push(t.clone());
+                .push(t.trigger.clone());
+        }
+        CommandKind::Add(_) => {
+            return Err(cx.err("ADD is not supported by kiln yet"));
+        }
+        CommandKind::Healthcheck(_) => {
+            return Err(cx.err("HEALTHCHECK is not supported by kiln yet"));
         }
         CommandKind::Unsupported(k) => {
             return Err(cx.err(format!("{k} is not supported by kiln yet")));
