@@ -4,5 +4,9 @@
 mod dash;
 mod fake;
 mod golden;
+mod lint;
+mod outline;
 mod lowering;
 mod props;
+mod syntax_golden;
+mod syntax_props;
