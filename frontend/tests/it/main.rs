@@ -8,5 +8,3 @@ mod lint;
 mod outline;
 mod lowering;
 mod props;
-mod syntax_golden;
-mod syntax_props;
