@@ -1,19 +1,18 @@
 //! One instruction at a time: how each updates the stage's config, history and nodes
 //! (BuildKit's `dispatch*` functions).
 
-use kiln_ir::{
-    Chown, CopyAction, ExecOp, FileAction, FileOp, HistoryStep, MkdirAction, NodeId, Op,
-};
+use kiln_ir::{Chown, FileAction, FileOp, HistoryStep, MkdirAction, NodeId, Op};
 use kiln_oci::config::EmptyObject;
 
 use super::format::{self, go_list, go_quote_list, prefix, uppercase_cmd};
 use super::{add_or_replace, FromRef, Lowering, StageState, HISTORY_COMMENT};
+use super::{copy, run};
 use crate::error::FrontendError;
-use crate::instructions::{self, Command, CommandKind, CommandLine, KeyValue};
+use crate::instructions::{self, Command, CommandKind, CommandLine, Healthcheck, KeyValue};
 use crate::shell::Lexer;
 
 impl StageState {
-    fn commit(&mut self, created_by: String, node: Option<NodeId>) {
+    pub(super) fn commit(&mut self, created_by: String, node: Option<NodeId>) {
         self.history.push(HistoryStep {
             created_by,
             node,
@@ -21,7 +20,7 @@ impl StageState {
         });
     }
 
-    fn next_label(&mut self, text: &str) -> String {
+    pub(super) fn next_label(&mut self, text: &str) -> String {
         if self.total == 0 {
             return text.to_string();
         }
@@ -29,7 +28,7 @@ impl StageState {
         prefix(&self.label, self.index, self.total, text)
     }
 
-    fn env_strings(&self) -> Vec<String> {
+    pub(super) fn env_strings(&self) -> Vec<String> {
         self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()
     }
 
@@ -43,7 +42,7 @@ impl StageState {
         args
     }
 
-    fn args(&self, cmd: &CommandLine) -> Vec<String> {
+    pub(super) fn args(&self, cmd: &CommandLine) -> Vec<String> {
         match cmd {
             CommandLine::Exec(v) => v.clone(),
             CommandLine::Shell(s) => self.with_shell(s),
@@ -51,7 +50,8 @@ impl StageState {
     }
 }
 
-fn chown(spec: &str) -> Chown {
+/// `user[:group]` as written.
+pub(super) fn chown(spec: &str) -> Chown {
     match spec.split_once(':') {
         Some((u, g)) => Chown {
             user: u.into(),
@@ -64,18 +64,19 @@ fn chown(spec: &str) -> Chown {
     }
 }
 
-struct Ctx<'c, 'l> {
-    lw: &'c mut Lowering<'l>,
-    stage: usize,
-    cmd: &'c Command,
+/// What dispatching one instruction needs besides the stage state.
+pub(super) struct Ctx<'c, 'l> {
+    pub(super) lw: &'c mut Lowering<'l>,
+    pub(super) stage: usize,
+    pub(super) cmd: &'c Command,
 }
 
 impl Ctx<'_, '_> {
-    fn err(&self, message: impl Into<String>) -> FrontendError {
+    pub(super) fn err(&self, message: impl Into<String>) -> FrontendError {
         FrontendError::at(message, Some(self.cmd.span))
     }
 
-    fn expand(&self, st: &StageState, word: &str) -> Result<String, FrontendError> {
+    pub(super) fn expand(&self, st: &StageState, word: &str) -> Result<String, FrontendError> {
         self.lw
             .lexer
             .expand(word, &st.env)
@@ -98,7 +99,7 @@ impl Ctx<'_, '_> {
     }
 
     /// BuildKit's progress text: the original line with variables expanded.
-    fn label_text(&self, st: &StageState, raw: bool) -> String {
+    pub(super) fn label_text(&self, st: &StageState, raw: bool) -> String {
         let lex = Lexer {
             raw_quotes: raw,
             skip_unset: raw,
@@ -111,19 +112,43 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Dispatches every instruction of a stage.
+/// Dispatches a stage: its base's ONBUILD triggers first, then its own instructions.
 pub(super) fn run_stage(
     lw: &mut Lowering<'_>,
     stage: usize,
     def: &instructions::Stage,
     mut st: StageState,
 ) -> Result<StageState, FrontendError> {
+    let triggers = st.config.config.on_build.take().unwrap_or_default();
+    for trigger in &triggers {
+        let cmd = parse_trigger(trigger)
+            .map_err(|e| FrontendError::at(format!("ONBUILD {trigger}: {e}"), Some(def.span)))?;
+        let cmd = Command {
+            span: def.span,
+            ..cmd
+        };
+        let mut cx = Ctx {
+            lw,
+            stage,
+            cmd: &cmd,
+        };
+        dispatch(&mut cx, &mut st, None)?;
+    }
     for (ci, cmd) in def.commands.iter().enumerate() {
         let dep = lw.stage_deps[stage].get(ci).cloned().flatten();
         let mut cx = Ctx { lw, stage, cmd };
         dispatch(&mut cx, &mut st, dep)?;
     }
     Ok(st)
+}
+
+/// An ONBUILD trigger from a config, parsed as the single instruction it must be.
+fn parse_trigger(trigger: &str) -> Result<Command, String> {
+    let df = crate::ast::parse(trigger).map_err(|e| e.message)?;
+    match df.instructions.as_slice() {
+        [one] => instructions::parse_command(one).map_err(|e| e.message),
+        _ => Err("onbuild trigger should be a single expression".into()),
+    }
 }
 
 fn dispatch(
@@ -184,34 +209,33 @@ fn dispatch(
             }
             st.commit(format!("ARG {}", parts.join(" ")), None);
         }
-        CommandKind::Run(run) => {
-            let (cmd, network) = (&run.cmd, &run.network_mode());
-            let args = st.args(cmd);
-            let name = st.next_label(&cx.label_text(st, true));
-            let op = ExecOp {
-                args: args.clone(),
-                env: st.env_strings(),
-                cwd: st.cwd.clone(),
-                user: st.config.config.user.clone().unwrap_or_default(),
-                network: *network,
-                mounts: Vec::new(),
-                security: Default::default(),
+        CommandKind::Run(r) => run::run(cx, st, r)?,
+        CommandKind::Copy(c) => copy::copy(cx, st, c, dep, false)?,
+        CommandKind::Add(a) => copy::copy(cx, st, &a.files, None, true)?,
+        CommandKind::Healthcheck(h) => {
+            let hc = match h {
+                Healthcheck::None => kiln_oci::config::Healthcheck {
+                    test: Some(vec!["NONE".into()]),
+                    ..Default::default()
+                },
+                Healthcheck::Check(c) => {
+                    let nanos = |d: Option<std::time::Duration>| {
+                        d.map(|d| d.as_nanos() as i64).filter(|n| *n != 0)
+                    };
+                    kiln_oci::config::Healthcheck {
+                        test: Some(c.test()),
+                        interval: nanos(c.interval),
+                        timeout: nanos(c.timeout),
+                        start_period: nanos(c.start_period),
+                        start_interval: nanos(c.start_interval),
+                        retries: Some(i64::from(c.retries)).filter(|r| *r != 0),
+                    }
+                }
             };
-            let node = cx.lw.add_node(
-                Op::Exec(op),
-                vec![st.last],
-                name,
-                Some(cx.cmd.span),
-                cx.stage,
-            );
-            st.last = node;
-            let msg = format!(
-                "RUN {} # buildkit",
-                format::run_command_string(&args, &st.build_args, &st.env)
-            );
-            st.commit(msg, Some(node));
+            let msg = format!("HEALTHCHECK {}", format::go_healthcheck(&hc));
+            st.config.config.healthcheck = Some(hc);
+            st.commit(msg, None);
         }
-        CommandKind::Copy(c) => copy(cx, st, c, dep)?,
         CommandKind::Workdir(p) => {
             let path = cx.expand(st, p)?;
             let current = st.config.config.working_dir.clone().unwrap_or_default();
@@ -266,6 +290,9 @@ fn dispatch(
             for p in &ports {
                 exposed.insert(p.clone(), EmptyObject {});
             }
+            // BuildKit prints the port set sorted, each port once.
+            ports.sort();
+            ports.dedup();
             st.commit(format!("EXPOSE {}", go_list(&ports)), None);
         }
         CommandKind::Cmd(c) => {
@@ -322,93 +349,9 @@ fn dispatch(
                 .get_or_insert_with(Vec::new)
                 .push(t.trigger.clone());
         }
-        CommandKind::Add(_) => {
-            return Err(cx.err("ADD is not supported by kiln yet"));
-        }
-        CommandKind::Healthcheck(_) => {
-            return Err(cx.err("HEALTHCHECK is not supported by kiln yet"));
-        }
         CommandKind::Unsupported(k) => {
             return Err(cx.err(format!("{k} is not supported by kiln yet")));
         }
     }
-    Ok(())
-}
-
-fn copy(
-    cx: &mut Ctx<'_, '_>,
-    st: &mut StageState,
-    c: &instructions::Copy,
-    dep: Option<FromRef>,
-) -> Result<(), FrontendError> {
-    let source = match (&c.from, dep) {
-        (None, _) | (Some(_), None) => cx.lw.context(cx.stage),
-        (Some(from), Some(FromRef::Stage(j))) => match &cx.lw.done[j] {
-            Some(s) if j < cx.stage => s.last,
-            _ => {
-                return Err(cx.err(format!(
-                    "cannot copy from stage \"{from}\", it needs to be defined before current stage \"{}\"",
-                    if st.label.is_empty() { format!("stage-{}", cx.stage) } else { st.label.clone() }
-                )));
-            }
-        },
-        (Some(_), Some(FromRef::Image(r))) => cx.lw.implicit_image(&r, cx.cmd.span, cx.stage)?,
-    };
-    let sources = c
-        .sources
-        .iter()
-        .map(|s| cx.expand(st, s))
-        .collect::<Result<Vec<_>, _>>()?;
-    for s in &sources {
-        if s.starts_with("http://") || s.starts_with("https://") {
-            return Err(cx.err("source can't be a URL for COPY"));
-        }
-    }
-    let dest_raw = cx.expand(st, &c.dest)?;
-    let chown_spec = c.chown.as_deref().map(|s| cx.expand(st, s)).transpose()?;
-    let chmod_spec = c.chmod.as_deref().map(|s| cx.expand(st, s)).transpose()?;
-    let chmod = match &chmod_spec {
-        None => None,
-        Some(m) => match u32::from_str_radix(m, 8) {
-            Ok(v) if v <= 0o7777 => Some(v),
-            _ => {
-                return Err(cx.err(format!(
-                "invalid chmod parameter: '{m}'. it should be octal string and between 0 and 07777"
-            )))
-            }
-        },
-    };
-    let mut msg = String::from("COPY");
-    if let Some(o) = &chown_spec {
-        msg.push_str(&format!(" --chown={o}"));
-    }
-    if let Some(m) = &chmod_spec {
-        msg.push_str(&format!(" --chmod={m}"));
-    }
-    for s in &sources {
-        msg.push_str(&format!(" {s}"));
-    }
-    msg.push_str(&format!(" {dest_raw} # buildkit"));
-
-    let name = st.next_label(&cx.label_text(st, false));
-    let action = CopyAction {
-        source_input: 1,
-        sources,
-        dest: format::copy_dest(&st.cwd, &dest_raw),
-        chown: chown_spec.as_deref().filter(|s| !s.is_empty()).map(chown),
-        chmod,
-    };
-    let op = FileOp {
-        actions: vec![FileAction::Copy(action)],
-    };
-    let node = cx.lw.add_node(
-        Op::File(op),
-        vec![st.last, source],
-        name,
-        Some(cx.cmd.span),
-        cx.stage,
-    );
-    st.last = node;
-    st.commit(msg, Some(node));
     Ok(())
 }

@@ -14,6 +14,82 @@ pub(crate) fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
+/// Go's `time.Duration.String` of `nanos` (`0s`, `1.5s`, `1m30s`, `500ms`, `1h0m0s`).
+pub(crate) fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let neg = nanos < 0;
+    let n = nanos.unsigned_abs();
+    let sign = if neg { "-" } else { "" };
+    let frac = |v: u64, unit: u64| -> String {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.ilog10() as usize;
+        let f = format!("{rest:0digits$}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}\u{b5}s", frac(n, 1_000));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(n, 1_000_000));
+    }
+    let secs = n / 1_000_000_000;
+    let sub = n % 1_000_000_000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let s = frac(s * 1_000_000_000 + sub, 1_000_000_000);
+    if h > 0 {
+        format!("{sign}{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s}s")
+    } else {
+        format!("{sign}{s}s")
+    }
+}
+
+/// Go's `strconv.QuoteRune` of a small integer (how `%q` prints HEALTHCHECK's retries).
+fn go_quote_rune(v: i64) -> String {
+    let Some(c) = u32::try_from(v).ok().and_then(char::from_u32) else {
+        return "'\\ufffd'".into();
+    };
+    match c {
+        '\'' => "'\\''".into(),
+        '\\' => "'\\\\'".into(),
+        '\u{7}' => "'\\a'".into(),
+        '\u{8}' => "'\\b'".into(),
+        '\u{c}' => "'\\f'".into(),
+        '\n' => "'\\n'".into(),
+        '\r' => "'\\r'".into(),
+        '\t' => "'\\t'".into(),
+        '\u{b}' => "'\\v'".into(),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => format!("'\\x{:02x}'", c as u32),
+        c if c.is_control() => format!("'\\u{:04x}'", c as u32),
+        c => format!("'{c}'"),
+    }
+}
+
+/// BuildKit's `fmt.Sprintf("%q", healthcheck)`:
+/// `&{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}`.
+pub(crate) fn go_healthcheck(h: &kiln_oci::config::Healthcheck) -> String {
+    let d = |v: Option<i64>| go_quote(&go_duration(v.unwrap_or(0)));
+    format!(
+        "&{{{} {} {} {} {} {}}}",
+        go_quote_list(h.test.as_deref().unwrap_or_default()),
+        d(h.interval),
+        d(h.timeout),
+        d(h.start_period),
+        d(h.start_interval),
+        go_quote_rune(h.retries.unwrap_or(0)),
+    )
+}
+
 /// BuildKit's `uppercaseCmd`: upper-cases the first word.
 pub(crate) fn uppercase_cmd(s: &str) -> String {
     match s.split_once(' ') {
@@ -144,6 +220,28 @@ mod tests {
         let v = vec!["/bin/sh".to_string(), "-c".into(), "echo \"hi\"\n".into()];
         assert_eq!(go_quote_list(&v), r#"["/bin/sh" "-c" "echo \"hi\"\n"]"#);
         assert_eq!(go_list(&v[..2]), "[/bin/sh -c]");
+    }
+
+    #[test]
+    fn go_texts() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(5_000_000_000), "5s");
+        assert_eq!(go_duration(1_500_000_000), "1.5s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(500_000_000), "500ms");
+        assert_eq!(go_duration(1_500), "1.5\u{b5}s");
+        let h = kiln_oci::config::Healthcheck {
+            test: Some(vec!["CMD-SHELL".into(), "true".into()]),
+            interval: Some(5_000_000_000),
+            retries: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            go_healthcheck(&h),
+            r#"&{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}"#
+        );
+        assert_eq!(go_quote_rune(65), "'A'");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! [`ImageResolver`]), only the stages the target needs are dispatched, and each instruction
 //! updates the stage's config, history and node chain.
 
+mod copy;
 mod dispatch;
 mod format;
+mod run;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -91,9 +93,44 @@ pub(crate) struct Lowering<'a> {
     pub(crate) context_node: Option<NodeId>,
     pub(crate) done: Vec<Option<StageState>>,
     pub(crate) stage_deps: Vec<Vec<Option<FromRef>>>,
+    /// `AS` names of every stage (lower-cased), in order.
+    pub(crate) stage_names: Vec<Option<String>>,
+    /// Labels of stages in errors (`build`, `stage-1`).
+    pub(crate) labels: Vec<String>,
+}
+
+/// BuildKit's `--from` resolution: a stage index, a stage name (case-insensitive), or else
+/// an image reference (an implicit stage).
+fn resolve_from(from: &str, names: &[Option<String>]) -> Result<FromRef, String> {
+    if let Ok(idx) = from.parse::<i64>() {
+        return match usize::try_from(idx) {
+            Ok(i) if i < names.len() => Ok(FromRef::Stage(i)),
+            _ => Err(format!("invalid stage index {idx}")),
+        };
+    }
+    let lower = from.to_lowercase();
+    Ok(
+        match names
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
+        {
+            Some(j) => FromRef::Stage(j),
+            None => FromRef::Image(from.to_string()),
+        },
+    )
 }
 
 impl Lowering<'_> {
+    /// What a `--from` names.
+    pub(crate) fn resolve_from_ref(&self, from: &str) -> Result<FromRef, String> {
+        resolve_from(from, &self.stage_names)
+    }
+
+    /// The stage's name in messages (`build`, `stage-1`).
+    pub(crate) fn stage_label(&self, stage: usize) -> String {
+        self.labels.get(stage).cloned().unwrap_or_default()
+    }
+
     pub(crate) fn add_node(
         &mut self,
         op: Op,
@@ -204,7 +241,17 @@ fn meta_args(
     lexer: &Lexer,
 ) -> Result<Vec<(String, String)>, FrontendError> {
     let mut args: Vec<(String, String)> = Vec::new();
+    // TARGETSTAGE: the stage being built (`default` for an unnamed last stage).
+    let target_stage = match &opts.target {
+        Some(t) => t.clone(),
+        None => ins
+            .stages
+            .last()
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| "default".into()),
+    };
     for (k, v) in [
+        ("TARGETSTAGE", target_stage.as_str()),
         ("BUILDPLATFORM", "linux/amd64"),
         ("BUILDOS", "linux"),
         ("BUILDARCH", "amd64"),
@@ -233,7 +280,77 @@ fn meta_args(
             }
         }
     }
+    if let Some((_, v)) = args.iter().find(|(k, _)| k == "SOURCE_DATE_EPOCH") {
+        check_epoch(v)?;
+    } else if let Some(v) = opts.build_args.get("SOURCE_DATE_EPOCH") {
+        check_epoch(v)?;
+    }
     Ok(args)
+}
+
+/// `SOURCE_DATE_EPOCH` must be an integer number of seconds (BuildKit's check).
+fn check_epoch(v: &str) -> Result<(), FrontendError> {
+    v.parse::<i64>().map(|_| ()).map_err(|_| {
+        FrontendError::at(
+            format!(
+                "invalid SOURCE_DATE_EPOCH: {v}: strconv.ParseInt: parsing \"{v}\": invalid syntax"
+            ),
+            None,
+        )
+    })
+}
+
+/// `FROM --platform=`: expanded with the global ARGs; kiln builds linux/amd64 only.
+fn check_platform(
+    raw: &str,
+    lexer: &Lexer,
+    args: &[(String, String)],
+    span: Span,
+) -> Result<(), FrontendError> {
+    let p = lexer.expand(raw, &args.to_vec()).map_err(|e| {
+        FrontendError::at(
+            format!("failed to process arguments for platform {raw}: {e}"),
+            Some(span),
+        )
+    })?;
+    if p.is_empty() {
+        return Err(FrontendError::at(
+            format!("empty platform value from expression {raw}"),
+            Some(span),
+        ));
+    }
+    let norm = p.to_ascii_lowercase();
+    let norm = norm.trim_end_matches("/v1");
+    if matches!(norm, "linux/amd64" | "linux/x86_64" | "linux/x86-64") {
+        Ok(())
+    } else {
+        Err(FrontendError::at(
+            format!(
+                "FROM --platform={p}: kiln builds linux/amd64 images only (no emulation or cross-platform stages yet)"
+            ),
+            Some(span),
+        ))
+    }
+}
+
+/// The first stage on a dependency cycle, if any.
+fn find_cycle(needs: &[Vec<usize>]) -> Option<usize> {
+    // 0 unvisited, 1 on the current path, 2 done.
+    fn visit(s: usize, needs: &[Vec<usize>], state: &mut [u8]) -> bool {
+        match state[s] {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        state[s] = 1;
+        if needs[s].iter().any(|&d| visit(d, needs, state)) {
+            return true;
+        }
+        state[s] = 2;
+        false
+    }
+    let mut state = vec![0u8; needs.len()];
+    (0..needs.len()).find(|&s| visit(s, needs, &mut state))
 }
 
 /// Lowers a parsed Dockerfile into the build graph of the target stage.
@@ -250,6 +367,9 @@ pub fn lower(
     let mut bases = Vec::with_capacity(ins.stages.len());
     let mut names: Vec<String> = Vec::new();
     for (i, st) in ins.stages.iter().enumerate() {
+        if let Some(p) = &st.platform {
+            check_platform(p, &lexer, &global_args, st.span)?;
+        }
         let name = lexer
             .expand(&st.base, &global_args)
             .map_err(|e| FrontendError::at(e.to_string(), Some(st.span)))?;
@@ -275,14 +395,26 @@ pub fn lower(
     // COPY --from dependencies.
     let mut implicit = 0;
     let mut stage_deps = Vec::with_capacity(ins.stages.len());
+    let mut mount_deps: Vec<Vec<usize>> = Vec::with_capacity(ins.stages.len());
+    let stage_names: Vec<Option<String>> = ins.stages.iter().map(|s| s.name.clone()).collect();
     for (i, st) in ins.stages.iter().enumerate() {
         let mut deps = Vec::with_capacity(st.commands.len());
+        let mut extra = Vec::new();
         for c in &st.commands {
-            let CommandKind::Copy(copy) = &c.kind else {
-                deps.push(None);
-                continue;
+            if let CommandKind::Run(r) = &c.kind {
+                for f in r.mounts.iter().flat_map(|m| &m.fields) {
+                    if let (Some(v), "from") = (&f.value, f.key.as_str()) {
+                        if let Ok(FromRef::Stage(j)) = resolve_from(v, &stage_names) {
+                            extra.push(j);
+                        }
+                    }
+                }
+            }
+            let from = match &c.kind {
+                CommandKind::Copy(copy) => &copy.from,
+                _ => &None,
             };
-            let Some(from) = &copy.from else {
+            let Some(from) = from else {
                 deps.push(None);
                 continue;
             };
@@ -292,24 +424,11 @@ pub fn lower(
                     Some(c.span),
                 ));
             }
-            let dep = if let Ok(idx) = from.parse::<i64>() {
-                if idx < 0 || idx as usize >= ins.stages.len() {
-                    return Err(FrontendError::at(
-                        format!("invalid stage index {idx}"),
-                        Some(c.span),
-                    ));
-                }
-                FromRef::Stage(idx as usize)
-            } else if let Some(j) = ins
-                .stages
-                .iter()
-                .position(|s| s.name.as_deref() == Some(from.to_lowercase().as_str()))
-            {
-                FromRef::Stage(j)
-            } else {
+            let dep =
+                resolve_from(from, &stage_names).map_err(|e| FrontendError::at(e, Some(c.span)))?;
+            if matches!(dep, FromRef::Image(_)) {
                 implicit += 1;
-                FromRef::Image(from.clone())
-            };
+            }
             if dep == FromRef::Stage(i) {
                 return Err(FrontendError::at(
                     format!("circular dependency detected on stage: {}", names[i]),
@@ -319,6 +438,30 @@ pub fn lower(
             deps.push(Some(dep));
         }
         stage_deps.push(deps);
+        mount_deps.push(extra);
+    }
+    // Every stage a stage needs: its base, COPY --from and RUN --mount from= stages.
+    let needs: Vec<Vec<usize>> = (0..ins.stages.len())
+        .map(|s| {
+            let mut n: Vec<usize> = stage_deps[s]
+                .iter()
+                .filter_map(|d| match d {
+                    Some(FromRef::Stage(j)) => Some(*j),
+                    _ => None,
+                })
+                .collect();
+            n.extend(&mount_deps[s]);
+            if let Base::Stage(j) = bases[s] {
+                n.push(j);
+            }
+            n
+        })
+        .collect();
+    if let Some(s) = find_cycle(&needs) {
+        return Err(FrontendError::at(
+            format!("circular dependency detected on stage: {}", names[s]),
+            Some(ins.stages[s].span),
+        ));
     }
 
     // The target and what it needs.
@@ -346,13 +489,7 @@ pub fn lower(
         if std::mem::replace(&mut reachable[s], true) {
             continue;
         }
-        if let Base::Stage(j) = bases[s] {
-            todo.push(j);
-        }
-        todo.extend(stage_deps[s].iter().filter_map(|d| match d {
-            Some(FromRef::Stage(j)) => Some(*j),
-            _ => None,
-        }));
+        todo.extend(&needs[s]);
     }
 
     let multi = ins.stages.len() + implicit > 1;
@@ -367,6 +504,8 @@ pub fn lower(
         context_node: None,
         done: vec![None; ins.stages.len()],
         stage_deps,
+        stage_names: ins.stages.iter().map(|s| s.name.clone()).collect(),
+        labels: names.clone(),
     };
     for (i, st) in ins.stages.iter().enumerate() {
         if !reachable[i] {
@@ -426,7 +565,10 @@ fn start_stage(
         .filter(|c| {
             matches!(
                 c.kind,
-                CommandKind::Run { .. } | CommandKind::Copy(_) | CommandKind::Workdir(_)
+                CommandKind::Run(_)
+                    | CommandKind::Copy(_)
+                    | CommandKind::Add(_)
+                    | CommandKind::Workdir(_)
             )
         })
         .count();
@@ -438,8 +580,8 @@ fn start_stage(
                     Some(st.span),
                 )
             })?;
-            let mut config = parent.config;
-            config.config.on_build = None;
+            // The parent's ONBUILD triggers stay in the config: run_stage runs and clears them.
+            let config = parent.config;
             StageState {
                 config,
                 history: Vec::new(),

@@ -269,9 +269,19 @@ fn errors_carry_spans() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "cannot copy from stage \"later\", it needs to be defined before current stage \"stage-0\""
+        "circular dependency detected on stage: stage-0"
     );
-    assert_eq!(e.span().map(|s| s.start), Some(13));
+    let e = graph_with(
+        "FROM busybox AS first\nCOPY --from=later /a /b\nFROM busybox AS later\n",
+        &[],
+        Some("first"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot copy from stage \"later\", it needs to be defined before current stage \"first\""
+    );
+    assert_eq!(e.span().map(|s| s.start), Some(22));
     let e = graph_with("FROM missing\n", &[], None).unwrap_err();
     assert_eq!(e.to_string(), "missing: not found");
     assert_eq!(e.span().map(|s| s.start), Some(0));

@@ -1,0 +1,148 @@
+//! COPY and ADD (local files, stages, images, heredoc files), as BuildKit's `dispatchCopy`.
+
+use kiln_ir::{CopyAction, FileAction, FileOp, MkfileAction, NodeId, Op};
+
+use super::dispatch::{chown, Ctx};
+use super::format;
+use super::{FromRef, StageState};
+use crate::error::FrontendError;
+use crate::instructions::{Chmod, Copy};
+use crate::shell::Lexer;
+
+/// Mode of a heredoc file without `--chmod` (BuildKit's Mkfile 0644).
+const HEREDOC_MODE: u32 = 0o644;
+
+/// Where a heredoc file lands: into `dest` when it is a directory (`/`-terminated).
+fn heredoc_path(dest: &str, name: &str) -> String {
+    if dest.ends_with('/') {
+        format!("{dest}{name}")
+    } else {
+        dest.to_string()
+    }
+}
+
+/// Lowers one COPY (`add: false`) or local ADD (`add: true`).
+pub(super) fn copy(
+    cx: &mut Ctx<'_, '_>,
+    st: &mut StageState,
+    c: &Copy,
+    dep: Option<FromRef>,
+    add: bool,
+) -> Result<(), FrontendError> {
+    let keyword = if add { "ADD" } else { "COPY" };
+    let dep = match (&c.from, dep) {
+        (Some(from), None) => Some(cx.lw.resolve_from_ref(from).map_err(|e| cx.err(e))?),
+        (_, d) => d,
+    };
+    let sources = c
+        .sources
+        .iter()
+        .map(|s| cx.expand(st, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    for s in &sources {
+        let remote = s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@");
+        if remote && !add {
+            return Err(cx.err("source can't be a URL for COPY"));
+        }
+        if remote {
+            return Err(cx.err(format!(
+                "ADD from a URL or git repository ({s}) is not supported by kiln yet"
+            )));
+        }
+    }
+    let source = if sources.is_empty() {
+        None
+    } else {
+        Some(match (&c.from, dep) {
+            (None, _) | (Some(_), None) => cx.lw.context(cx.stage),
+            (Some(from), Some(FromRef::Stage(j))) => match &cx.lw.done[j] {
+                Some(s) if j != cx.stage => s.last,
+                _ => {
+                    return Err(cx.err(format!(
+                        "cannot copy from stage \"{from}\", it needs to be defined before current stage \"{}\"",
+                        cx.lw.stage_label(cx.stage)
+                    )));
+                }
+            },
+            (Some(_), Some(FromRef::Image(r))) => {
+                cx.lw.implicit_image(&r, cx.cmd.span, cx.stage)?
+            }
+        })
+    };
+    let dest_raw = cx.expand(st, &c.dest)?;
+    let chown_spec = c.chown.as_deref().map(|s| cx.expand(st, s)).transpose()?;
+    let chmod_spec = c.chmod.as_deref().map(|s| cx.expand(st, s)).transpose()?;
+    let chmod = match &chmod_spec {
+        None => None,
+        Some(m) => match Chmod::parse(m).map_err(|e| cx.err(e))? {
+            Chmod::Octal(bits) => Some(bits),
+            Chmod::Symbolic(_) => {
+                return Err(cx.err(format!(
+                    "symbolic --chmod={m} is not supported by kiln yet; use an octal mode"
+                )))
+            }
+        },
+    };
+    let mut msg = String::from(keyword);
+    if c.parents {
+        msg.push_str(" --parents");
+    }
+    if let Some(o) = &chown_spec {
+        msg.push_str(&format!(" --chown={o}"));
+    }
+    if let Some(m) = &chmod_spec {
+        msg.push_str(&format!(" --chmod={m}"));
+    }
+    for s in &sources {
+        msg.push_str(&format!(" {s}"));
+    }
+    for h in &c.contents {
+        msg.push_str(&format!(" <<{}", h.name));
+    }
+    msg.push_str(&format!(" {} # buildkit", c.dest));
+
+    let dest = format::copy_dest(&st.cwd, &dest_raw);
+    let owner = chown_spec.as_deref().filter(|s| !s.is_empty()).map(chown);
+    let mut actions = Vec::new();
+    let mut inputs: Vec<NodeId> = vec![st.last];
+    if let Some(src) = source {
+        inputs.push(src);
+        actions.push(FileAction::Copy(CopyAction {
+            source_input: 1,
+            sources,
+            dest: dest.clone(),
+            chown: owner.clone(),
+            chmod,
+        }));
+    }
+    // Heredoc bodies: unquoted delimiters expand variables (quotes kept, `\` escapes).
+    let raw = Lexer {
+        skip_process_quotes: true,
+        ..Lexer::new('\\')
+    };
+    for h in &c.contents {
+        let data = if h.expand {
+            raw.expand(&h.data, &st.env)
+                .map_err(|e| cx.err(e.to_string()))?
+        } else {
+            h.data.clone()
+        };
+        actions.push(FileAction::Mkfile(MkfileAction {
+            path: heredoc_path(&dest, &h.name),
+            data,
+            mode: chmod.unwrap_or(HEREDOC_MODE),
+            chown: owner.clone(),
+        }));
+    }
+    let name = st.next_label(&cx.label_text(st, false));
+    let node = cx.lw.add_node(
+        Op::File(FileOp { actions }),
+        inputs,
+        name,
+        Some(cx.cmd.span),
+        cx.stage,
+    );
+    st.last = node;
+    st.commit(msg, Some(node));
+    Ok(())
+}
