@@ -6,5 +6,6 @@ mod cache;
 mod common;
 mod context;
 mod errors;
+mod frontend;
 mod outputs;
 mod sandbox;

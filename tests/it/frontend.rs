@@ -1,0 +1,291 @@
+//! The Dockerfile language end to end: behaviours that show in the produced image (ONBUILD,
+//! SHELL, heredoc files, history texts, platform ARGs, ARG scoping in RUN's environment).
+
+use kiln_testsupport::Image;
+use serde_json::{json, Value};
+
+use crate::common::Fixture;
+
+/// Builds the fixture's Dockerfile to an OCI dir and reads the image back.
+fn build(f: &Fixture<'_>, extra: &[&str]) -> Image {
+    let dir = f.out("image");
+    let dest = format!("type=oci,dest={},tar=false", dir.display());
+    let mut args = vec!["-o", dest.as_str()];
+    args.extend_from_slice(extra);
+    f.build(&args).ok();
+    let image = Image::from_oci_dir(&dir).expect("read OCI dir");
+    image.check_diff_ids().expect("diff ids and history agree");
+    image
+}
+
+fn text(image: &Image, path: &str) -> String {
+    let bytes = image
+        .file(path)
+        .expect("read layers")
+        .unwrap_or_else(|| panic!("{path} missing from the image"));
+    String::from_utf8(bytes).expect("utf-8")
+}
+
+fn mode(image: &Image, path: &str) -> u32 {
+    let path = path.trim_start_matches('/');
+    image
+        .entries()
+        .expect("read layers")
+        .into_iter()
+        .rev()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .mode
+        & 0o7777
+}
+
+/// The history entries this build added (after the base's one entry), as
+/// `(created_by, empty_layer)`.
+fn history(image: &Image) -> Vec<(String, bool)> {
+    image.config["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .skip(1)
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap_or_default().to_string(),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn onbuild_triggers_run_once_in_the_child_stage() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@ AS parent\n\
+         ONBUILD RUN echo triggered >> /log\n\
+         RUN echo parent >> /log\n\
+         FROM parent AS child\n\
+         RUN echo child >> /log\n\
+         FROM child\n\
+         RUN echo grandchild >> /log\n",
+    );
+    let image = build(&f, &[]);
+    assert_eq!(
+        text(&image, "/log"),
+        "parent\ntriggered\nchild\ngrandchild\n"
+    );
+    assert_eq!(image.cfg("OnBuild"), &Value::Null);
+
+    // The stage that declares the trigger does not run it and records it in its config.
+    let f2 = Fixture::empty();
+    f2.write(
+        "Dockerfile",
+        &std::fs::read_to_string(f.ctx().join("Dockerfile")).unwrap(),
+    );
+    let parent = build(&f2, &["--target", "parent"]);
+    assert_eq!(text(&parent, "/log"), "parent\n");
+    assert_eq!(
+        parent.cfg("OnBuild"),
+        &json!(["RUN echo triggered >> /log"])
+    );
+}
+
+#[test]
+fn shell_wraps_later_shell_forms_and_entrypoint_clears_inherited_cmd() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         RUN case $- in *e*) echo errexit > /before;; *) echo plain > /before;; esac\n\
+         SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\
+         RUN case $- in *e*) echo errexit > /after;; esac\n\
+         ENTRYPOINT my entrypoint\n",
+    );
+    let image = build(&f, &[]);
+    assert_eq!(text(&image, "/before"), "plain\n");
+    assert_eq!(text(&image, "/after"), "errexit\n");
+    assert_eq!(
+        image.cfg("Entrypoint"),
+        &json!(["/bin/sh", "-e", "-c", "my entrypoint"])
+    );
+    assert_eq!(image.cfg("Shell"), &json!(["/bin/sh", "-e", "-c"]));
+    // busybox's CMD ["sh"] is inherited, and ENTRYPOINT clears it.
+    assert_eq!(image.cfg("Cmd"), &Value::Null);
+    let h = history(&image);
+    assert_eq!(h[1], ("SHELL [/bin/sh -e -c]".to_string(), true));
+    assert_eq!(
+        h[2].0,
+        "RUN /bin/sh -e -c case $- in *e*) echo errexit > /after;; esac # buildkit"
+    );
+}
+
+#[test]
+fn heredoc_files_and_scripts() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         ARG NAME=world\n\
+         COPY <<EOF /expanded\n\
+         hello ${NAME} \\$HOME \"q\"\n\
+         EOF\n\
+         COPY <<'EOF' /literal\n\
+         hello ${NAME}\n\
+         EOF\n\
+         COPY --chmod=750 <<EOF <<EOF2 /dir/\n\
+         one\n\
+         EOF\n\
+         two\n\
+         EOF2\n\
+         RUN <<EOF\n\
+         echo \"run $NAME\" > /run-plain\n\
+         EOF\n\
+         RUN <<EOF\n\
+         #!/bin/sh\n\
+         echo \"shebang $0\" > /run-shebang\n\
+         EOF\n\
+         RUN cat <<EOF > /run-complex\n\
+         x $NAME\n\
+         EOF\n",
+    );
+    let image = build(&f, &[]);
+    assert_eq!(text(&image, "/expanded"), "hello world $HOME \"q\"\n");
+    assert_eq!(text(&image, "/literal"), "hello ${NAME}\n");
+    assert_eq!(text(&image, "/dir/EOF"), "one\n");
+    assert_eq!(text(&image, "/dir/EOF2"), "two\n");
+    assert_eq!(mode(&image, "/dir/EOF"), 0o750);
+    assert_eq!(text(&image, "/run-plain"), "run world\n");
+    assert_eq!(text(&image, "/run-shebang"), "shebang /dev/pipes/EOF\n");
+    assert_eq!(text(&image, "/run-complex"), "x world\n");
+}
+
+#[test]
+fn history_texts_and_empty_layers() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         ARG foo=bar\n\
+         ARG foo=bar2 bar=123\n\
+         ENV A=1\n\
+         LABEL l=v\n\
+         EXPOSE 5000 1234/udp 2375\n\
+         RUN echo x > /x\n\
+         STOPSIGNAL SIGINT\n\
+         VOLUME /data\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+         USER 1000\n\
+         WORKDIR /app\n",
+    );
+    let image = build(&f, &[]);
+    let h = history(&image);
+    let expect: Vec<(String, bool)> = [
+        ("ARG foo=bar", true),
+        ("ARG foo=bar2 bar=123", true),
+        ("ENV A=1", true),
+        ("LABEL l=v", true),
+        ("EXPOSE [1234/udp 2375/tcp 5000/tcp]", true),
+        (
+            "RUN |2 foo=bar2 bar=123 /bin/sh -c echo x > /x # buildkit",
+            false,
+        ),
+        ("STOPSIGNAL SIGINT", true),
+        ("VOLUME [/data]", true),
+        (
+            "HEALTHCHECK &{[\"CMD-SHELL\" \"true\"] \"5s\" \"0s\" \"0s\" \"0s\" '\\x02'}",
+            true,
+        ),
+        ("USER 1000", true),
+        ("WORKDIR /app", false),
+    ]
+    .iter()
+    .map(|(s, e)| (s.to_string(), *e))
+    .collect();
+    assert_eq!(h, expect);
+    assert_eq!(image.cfg("StopSignal"), &json!("SIGINT"));
+    assert_eq!(image.cfg("Volumes"), &json!({"/data": {}}));
+    assert_eq!(
+        image.cfg("ExposedPorts"),
+        &json!({"1234/udp": {}, "2375/tcp": {}, "5000/tcp": {}})
+    );
+    assert_eq!(
+        image.cfg("Healthcheck"),
+        &json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000u64, "Retries": 2})
+    );
+    assert_eq!(image.cfg("User"), &json!("1000"));
+    assert_eq!(image.cfg("WorkingDir"), &json!("/app"));
+}
+
+#[test]
+fn platform_args_are_declared_per_stage() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "ARG BASE_IMAGE=@BASE@\n\
+         FROM --platform=$BUILDPLATFORM ${BASE_IMAGE}\n\
+         ARG TARGETARCH\n\
+         ARG TARGETPLATFORM\n\
+         RUN echo $TARGETARCH > /arch && echo $TARGETPLATFORM > /platform\n\
+         RUN echo \"[$TARGETOS][$BUILDARCH]\" > /undeclared\n",
+    );
+    let image = build(&f, &[]);
+    assert_eq!(text(&image, "/arch"), "amd64\n");
+    assert_eq!(text(&image, "/platform"), "linux/amd64\n");
+    assert_eq!(text(&image, "/undeclared"), "[][]\n");
+
+    let bad = Fixture::empty();
+    bad.write(
+        "Dockerfile",
+        "FROM --platform=linux/arm64 @BASE@\nRUN true\n",
+    );
+    bad.build(&[]).fails_with(1).shows("linux/arm64");
+}
+
+#[test]
+fn arg_scoping_in_run_env_and_proxy_args() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "ARG GLOBAL=g\n\
+         ARG UNUSED=u\n\
+         FROM @BASE@\n\
+         ARG GLOBAL\n\
+         ARG NOVAL\n\
+         ARG EMPTY=\n\
+         ARG OVER=default\n\
+         RUN env > /env\n",
+    );
+    let image = build(
+        &f,
+        &[
+            "--build-arg",
+            "OVER=cli",
+            "--build-arg",
+            "http_proxy=http://127.0.0.1:3128",
+        ],
+    );
+    let env = text(&image, "/env");
+    let lines: Vec<&str> = env.lines().collect();
+    for want in [
+        "GLOBAL=g",
+        "EMPTY=",
+        "OVER=cli",
+        "http_proxy=http://127.0.0.1:3128",
+        "HTTP_PROXY=http://127.0.0.1:3128",
+    ] {
+        assert!(lines.contains(&want), "{want} not in RUN env:\n{env}");
+    }
+    for absent in ["NOVAL", "UNUSED"] {
+        assert!(
+            !lines.iter().any(|l| l.starts_with(&format!("{absent}="))),
+            "{absent} in RUN env:\n{env}"
+        );
+    }
+    let h = history(&image);
+    assert_eq!(
+        h.last().unwrap().0,
+        "RUN |4 GLOBAL=g NOVAL= EMPTY= OVER=cli /bin/sh -c env > /env # buildkit"
+    );
+    // Proxy values are in no history entry and not in the config.
+    assert!(!image.config.to_string().contains("3128"));
+}
