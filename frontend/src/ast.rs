@@ -331,7 +331,13 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         .map(|l| instruction(l, 0, scanned.escape))
         .collect::<Result<Vec<_>, _>>()?;
     if instructions.is_empty() {
-        return Err(ParseError::new("file with no instructions", None));
+        return Err(ParseError::at(
+            "file with no instructions",
+            Span {
+                start: text.len(),
+                end: text.len(),
+            },
+        ));
     }
     let directives = scanned
         .directives

@@ -529,3 +529,107 @@ pub(super) fn command(ins: &Instruction) -> Result<Command, ParseError> {
         span: ins.span,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, Instructions};
+    use super::*;
+
+    fn p(text: &str) -> Result<Instructions, ParseError> {
+        parse(&crate::ast::parse(text)?)
+    }
+
+    fn m(text: &str) -> String {
+        p(text).unwrap_err().message
+    }
+
+    #[test]
+    fn env_forms() {
+        let i = p("FROM a\nENV a=1 b=\"x y\"\nENV k some value\n").unwrap();
+        let c = &i.stages[0].commands;
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(v.into()),
+        };
+        assert_eq!(
+            c[0].kind,
+            CommandKind::Env(vec![kv("a", "1"), kv("b", "\"x y\"")])
+        );
+        assert_eq!(c[1].kind, CommandKind::Env(vec![kv("k", "some value")]));
+        assert_eq!(m("FROM a\nENV PATH\n"), "ENV must have two arguments");
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(
+            m("FROM a b\n"),
+            "FROM requires either one or three arguments"
+        );
+        assert!(m("FROM a\nCOPY x\n").starts_with("COPY requires at least two arguments"));
+        assert_eq!(
+            m("FROM a\nRUN --mont=x true\n"),
+            "unknown flag: mont (did you mean mount?)"
+        );
+        assert_eq!(
+            m("FROM a\nWORKDIR\n"),
+            "WORKDIR requires exactly one argument"
+        );
+        assert_eq!(m("ARG a\n"), "dockerfile contains no stages to build");
+        assert_eq!(m("ENV a=b\nFROM a\n"), "no build stage in current context");
+        assert_eq!(
+            m("FROM a\nSHELL sh -c\n"),
+            "SHELL requires the arguments to be in JSON form"
+        );
+    }
+
+    #[test]
+    fn run_copy_add() {
+        let i = p("FROM --platform=linux/amd64 img AS Build\nRUN --network=none --mount=type=cache,target=/c x\nCOPY --from=build --chmod=644 --exclude=a --exclude=b <<EOF s /d/\nhi\nEOF\nADD --unpack u /d\n").unwrap();
+        let s = &i.stages[0];
+        assert_eq!(s.name.as_deref(), Some("build"));
+        assert_eq!(s.platform.as_deref(), Some("linux/amd64"));
+        let CommandKind::Run(r) = &s.commands[0].kind else {
+            panic!("{:?}", s.commands[0]);
+        };
+        assert_eq!(r.network, RunNetwork::None);
+        assert_eq!(r.network_mode(), kiln_ir::NetworkMode::None);
+        assert_eq!(
+            r.mounts[0].literal.as_ref().map(|m| m.kind),
+            Some(super::super::MountType::Cache)
+        );
+        let CommandKind::Copy(c) = &s.commands[1].kind else {
+            panic!("{:?}", s.commands[1]);
+        };
+        assert_eq!(c.sources, vec!["s"]);
+        assert_eq!(c.contents[0].name, "EOF");
+        assert_eq!(c.contents[0].data, "hi\n");
+        assert_eq!(c.exclude, vec!["a", "b"]);
+        let CommandKind::Add(a) = &s.commands[2].kind else {
+            panic!("{:?}", s.commands[2]);
+        };
+        assert_eq!(a.unpack, Some(true));
+    }
+
+    #[test]
+    fn onbuild_trigger_keeps_heredocs() {
+        let i = p("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n").unwrap();
+        let CommandKind::Onbuild(o) = &i.stages[0].commands[0].kind else {
+            panic!();
+        };
+        assert_eq!(o.trigger, "RUN <<EOF\necho hi\nEOF");
+        let inner = o.instruction.as_ref().unwrap();
+        let CommandKind::Run(r) = &inner.kind else {
+            panic!();
+        };
+        assert_eq!(r.heredocs[0].data, "echo hi\n");
+    }
+
+    #[test]
+    fn healthcheck_test_array() {
+        let i = p("FROM a\nHEALTHCHECK CMD hello world\n").unwrap();
+        let CommandKind::Healthcheck(Healthcheck::Check(h)) = &i.stages[0].commands[0].kind else {
+            panic!();
+        };
+        assert_eq!(h.test(), vec!["CMD-SHELL", "hello world"]);
+    }
+}

@@ -8,3 +8,5 @@ mod lint;
 mod outline;
 mod lowering;
 mod props;
+mod syntax_golden;
+mod syntax_props;
