@@ -7,6 +7,7 @@ mod golden;
 mod lint;
 mod outline;
 mod lowering;
+mod meaning;
 mod props;
 mod syntax_golden;
 mod syntax_props;
