@@ -344,4 +344,33 @@ mod tests {
             "dockerfile line greater than max allowed size of 65535"
         );
     }
+
+    #[test]
+    fn empty_continuation_lines_and_heredoc_bodies() {
+        let text = "FROM a\nRUN a \\\n  \n# c\n b\nRUN <<X 3<<-Y\nx1\nX\n\ty1\n\tY\nRUN z\n";
+        let s = scan(text).unwrap();
+        assert_eq!(s.lines.len(), 4);
+        assert_eq!(s.lines[1].text, "RUN a  b");
+        assert_eq!(s.lines[1].empty_lines.len(), 1);
+        let h = &s.lines[2].heredocs;
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].body, "x1\n");
+        assert_eq!(h[1].body, "\ty1\n");
+        assert_eq!(&text[h[1].body_span.start..h[1].body_span.end], "\ty1\n");
+        assert_eq!(s.lines[3].text, "RUN z");
+        // A heredoc marker in a non-heredoc instruction reads no body.
+        let s = scan("FROM a\nUSER <<X\nRUN b\n").unwrap();
+        assert!(s.lines[1].heredocs.is_empty());
+        assert_eq!(s.lines.len(), 3);
+        assert_eq!(
+            scan("FROM a\nRUN <<X\nbody\n").unwrap_err().message,
+            "unterminated heredoc"
+        );
+    }
+
+    #[test]
+    fn triple_escape_is_not_continuation_like_buildkit() {
+        let s = scan("FROM a\nRUN a\\\\\\\nRUN b\n").unwrap();
+        assert_eq!(s.lines.len(), 3);
+    }
 }
