@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kiln_executor::{Executor, ExecutorOptions, InitCommand};
 use kiln_exporter::ImageBundle;
+use kiln_frontend::lint::LintReport;
 use kiln_ir::{Graph, ResolvedImage};
 use kiln_oci::registry::{RegistryClient, RegistryOptions};
 use kiln_oci::{ContentStore, Descriptor, ImageRef, Platform};
@@ -37,10 +38,30 @@ struct Resolver {
     store: ContentStore,
     handle: tokio::runtime::Handle,
     progress: Arc<Progress>,
+    /// Images already resolved (the checks and the lowering both ask).
+    cache: std::sync::Mutex<std::collections::HashMap<String, ResolvedImage>>,
 }
 
 impl kiln_frontend::ImageResolver for Resolver {
     fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+        if let Some(r) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(reference).cloned())
+        {
+            return Ok(r);
+        }
+        let r = self.resolve_uncached(reference)?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(reference.to_string(), r.clone());
+        }
+        Ok(r)
+    }
+}
+
+impl Resolver {
+    fn resolve_uncached(&self, reference: &str) -> Result<ResolvedImage, String> {
         let image: ImageRef = reference.parse().map_err(|e| format!("{e}"))?;
         let v = self
             .progress
@@ -139,27 +160,56 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         store: store.clone(),
         handle: handle.clone(),
         progress: progress.clone(),
+        cache: Default::default(),
     };
     let lower_opts = kiln_frontend::LowerOptions {
         build_args: opts.build_args.clone(),
         target: opts.target.clone(),
     };
-    let mut graph: Graph = {
+    let check = opts.check;
+    let (report, graph) = {
         let text = text.clone();
         let df_name = df_name.clone();
-        tokio::task::spawn_blocking(move || {
-            kiln_frontend::lower(&dockerfile, &lower_opts, &resolver).map_err(|e| {
-                Failure(source_error(
-                    &df_name,
-                    &text,
-                    e.span(),
-                    &e.to_string(),
-                    e.help(),
-                ))
-            })
-        })
+        tokio::task::spawn_blocking(
+            move || -> Result<(Option<LintReport>, Option<Graph>), Failure> {
+                let fail = |e: kiln_frontend::FrontendError| {
+                    Failure(source_error(
+                        &df_name,
+                        &text,
+                        e.span(),
+                        &e.to_string(),
+                        e.help(),
+                    ))
+                };
+                // The build checks; when they cannot run, lowering reports the problem itself.
+                let report = match kiln_frontend::lint::lint(&text, &lower_opts, Some(&resolver)) {
+                    Ok(r) => Some(r),
+                    Err(e) if check => return Err(fail(e)),
+                    Err(_) => None,
+                };
+                if check || report.as_ref().and_then(LintReport::error).is_some() {
+                    return Ok((report, None));
+                }
+                let graph =
+                    kiln_frontend::lower(&dockerfile, &lower_opts, &resolver).map_err(fail)?;
+                Ok((report, Some(graph)))
+            },
+        )
         .await
         .map_err(|e| Failure(format!("internal error: {e}")))??
+    };
+    if let Some(r) = &report {
+        if check {
+            print!("{}", crate::inspect::check_text(&df_name, &text, r));
+        } else {
+            eprint!("{}", crate::inspect::build_warnings(r));
+        }
+        if let Some(e) = r.error() {
+            return Err(Failure(e));
+        }
+    }
+    let Some(mut graph) = graph else {
+        return Ok(());
     };
 
     if opts.network_none {

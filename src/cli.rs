@@ -22,6 +22,93 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(BuildArgs),
+    /// Print the Dockerfile's syntax tree as JSON.
+    Parse(InspectArgs),
+    /// Show the build ARGs, secrets and ssh ids a build of the target takes.
+    Outline(TargetArgs),
+    /// List the stages that can be built.
+    Targets(InspectArgs),
+    /// Run the build checks (lint rules) on the Dockerfile.
+    Lint(TargetArgs),
+}
+
+/// Output format of the inspection commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// Flags of `kiln parse` and `kiln targets`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Output format (`kiln parse` always prints JSON).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+    /// The build context directory.
+    #[arg(value_name = "CONTEXT", default_value = ".")]
+    pub(crate) context: PathBuf,
+}
+
+impl InspectArgs {
+    /// The Dockerfile to read.
+    pub(crate) fn dockerfile(&self) -> PathBuf {
+        match &self.file {
+            Some(f) => f.clone(),
+            None => self.context.join("Dockerfile"),
+        }
+    }
+}
+
+/// Flags of `kiln outline` and `kiln lint`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TargetArgs {
+    #[command(flatten)]
+    pub(crate) inspect: InspectArgs,
+    /// Set a build-time variable (`K=V`, or `K` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub(crate) build_args: Vec<String>,
+    /// The stage to inspect (default: the last).
+    #[arg(long, value_name = "STAGE")]
+    pub(crate) target: Option<String>,
+}
+
+impl TargetArgs {
+    /// The frontend's options for these flags.
+    // The frontend's options may grow; the rest stay at their defaults.
+    #[allow(clippy::needless_update)]
+    pub(crate) fn lower_options(&self) -> Result<kiln_frontend::LowerOptions, UsageError> {
+        Ok(kiln_frontend::LowerOptions {
+            build_args: build_arg_map(&self.build_args)?,
+            target: self.target.clone(),
+            ..Default::default()
+        })
+    }
+}
+
+/// `--build-arg` values as a map (`K` alone takes the value from the environment).
+fn build_arg_map(args: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
+    let mut build_args = BTreeMap::new();
+    for a in args {
+        match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => return Err(UsageError(format!("invalid --build-arg {a:?}: empty name"))),
+            None => {
+                // `--build-arg K` takes the value from the environment, as docker does.
+                if let Ok(v) = std::env::var(a) {
+                    build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(build_args)
 }
 
 /// Progress output style.
@@ -68,6 +155,10 @@ pub(crate) struct BuildArgs {
     /// Do not use the cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
+    /// Run the build checks and exit without building (exit code 1 if `# check=error=true`
+    /// and a check fails).
+    #[arg(long)]
+    pub(crate) check: bool,
     /// Network for RUN instructions.
     #[arg(long, value_enum, default_value = "default")]
     pub(crate) network: NetworkArg,
@@ -123,6 +214,7 @@ pub(crate) struct BuildOptions {
     pub(crate) target: Option<String>,
     pub(crate) outputs: Vec<Output>,
     pub(crate) no_cache: bool,
+    pub(crate) check: bool,
     pub(crate) network_none: bool,
     pub(crate) plain: bool,
     pub(crate) root: PathBuf,
@@ -141,23 +233,7 @@ impl BuildArgs {
             Some(f) => f.clone(),
             None => self.context.join("Dockerfile"),
         };
-        let mut build_args = BTreeMap::new();
-        for a in &self.build_args {
-            match a.split_once('=') {
-                Some((k, v)) if !k.is_empty() => {
-                    build_args.insert(k.to_string(), v.to_string());
-                }
-                Some(_) => {
-                    return Err(UsageError(format!("invalid --build-arg {a:?}: empty name")))
-                }
-                None => {
-                    // `--build-arg K` takes the value from the environment, as docker does.
-                    if let Ok(v) = std::env::var(a) {
-                        build_args.insert(a.clone(), v);
-                    }
-                }
-            }
-        }
+        let build_args = build_arg_map(&self.build_args)?;
         let mut outputs = Vec::new();
         for spec in &self.outputs {
             outputs.push(parse_output(spec, &self.tags)?);
@@ -194,6 +270,7 @@ impl BuildArgs {
             target: self.target,
             outputs,
             no_cache: self.no_cache,
+            check: self.check,
             network_none: self.network == NetworkArg::None,
             plain,
             root,

@@ -7,6 +7,7 @@
 mod build;
 mod cli;
 mod image;
+mod inspect;
 mod progress;
 mod report;
 
@@ -29,6 +30,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Parse(args) => inspect::parse(&args),
+        Command::Outline(args) => inspect::outline(&args),
+        Command::Targets(args) => inspect::targets(&args),
+        Command::Lint(args) => inspect::lint(&args),
         Command::Build(args) => {
             let opts = match args.resolve() {
                 Ok(o) => o,

@@ -7,5 +7,6 @@ mod common;
 mod context;
 mod errors;
 mod frontend;
+mod inspect;
 mod outputs;
 mod sandbox;
