@@ -30,4 +30,9 @@ if ! cargo --version >/dev/null 2>&1; then
   echo "setup: no working Rust toolchain (cargo) found; install one with rustup (https://rustup.rs)" >&2
   exit 1
 fi
+# The fuzz step of test.sh needs cargo-fuzz (about 2 minutes to build).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked
+fi
 echo "setup: ok ($(cargo --version))" >&2

@@ -14,4 +14,32 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 start=$(date +%s)
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
+
+# Fuzz the Dockerfile parser (parse + lower) and the word lexer for a fixed time each; any
+# panic, or an input running over 10 s (a hang), fails the script. cargo-fuzz needs nightly
+# flags: RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. Crashing inputs are kept in
+# fuzz/artifacts/<target>/.
+fuzz_seconds="${KILN_FUZZ_SECONDS:-20}"
+(
+  cd fuzz
+  export RUSTC_BOOTSTRAP=1
+  cargo fuzz build -s none parse
+  cargo fuzz build -s none lexer
+  for target in parse lexer; do
+    corpus=$(mktemp -d)
+    seeds=()
+    if [ "$target" = parse ]; then seeds=(../testdata/realworld ../testdata/dockerfiles); fi
+    echo "test: fuzzing $target for ${fuzz_seconds}s" >&2
+    log="$corpus.log"
+    if ! cargo fuzz run -s none "$target" "$corpus" "${seeds[@]}" -- \
+        -max_total_time="$fuzz_seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+      tail -n 60 "$log" >&2
+      echo "test: fuzz target $target failed; the input is in fuzz/artifacts/$target/" >&2
+      rm -rf "$corpus" "$log"
+      exit 1
+    fi
+    grep -E '^(Done|stat::number_of_executed_units)' "$log" >&2 || true
+    rm -rf "$corpus" "$log"
+  done
+)
 echo "test: all tests passed in $(( $(date +%s) - start ))s" >&2
