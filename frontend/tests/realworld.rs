@@ -2,17 +2,14 @@
 //! kiln in the style of the official images): each must parse and lower, and a readable
 //! summary of its lowered graph must match a reviewed insta snapshot
 //! (`frontend/tests/snapshots/realworld__<name>.snap`).
-//!
-//! A case whose Dockerfile uses a feature kiln does not lower yet is listed with the exact
-//! error it gives today (`Expect::Fails`), and one that lowers to a graph known to be wrong
-//! with a predicate recognising the wrong graph (`Expect::KnownWrong`): the test checks that
-//! state and fails once it changes, so the case is flipped to `Expect::Snapshot` and its
-//! snapshot reviewed when the feature lands.
+//! Each case also snapshots the outline of the default target and the list of targets
+//! (`realworld__<name>-outline.snap`), as `kiln outline` / `kiln targets` compute them.
 #![allow(clippy::unwrap_used)]
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use kiln_frontend::outline::{outline, targets};
 use kiln_frontend::{build_graph, ImageResolver, LowerOptions};
 use kiln_ir::{ExecMount, FileAction, Graph, LayerDesc, Op, ResolvedImage, SourceOp};
 use kiln_oci::{ContainerConfig, Digest, HistoryEntry, ImageConfig, RootFs};
@@ -187,14 +184,33 @@ fn mount(m: &ExecMount) -> String {
 
 fn action(a: &FileAction) -> String {
     match a {
-        FileAction::Copy(c) => format!(
-            "copy from input {} {:?} -> {:?} chown={:?} chmod={:?}",
-            c.source_input,
-            c.sources,
-            c.dest,
-            c.chown.as_ref().map(|o| (&o.user, &o.group)),
-            c.chmod.map(|m| format!("{m:o}")),
-        ),
+        FileAction::Copy(c) => {
+            let mut line = format!(
+                "copy from input {} {:?} -> {:?} chown={:?} chmod={:?}",
+                c.source_input,
+                c.sources,
+                c.dest,
+                c.chown.as_ref().map(|o| (&o.user, &o.group)),
+                c.chmod.map(|m| format!("{m:o}")),
+            );
+            // Flags only when set, so plain copies read as before.
+            if let Some(m) = &c.chmod_symbolic {
+                write!(line, " chmod_symbolic={m:?}").unwrap();
+            }
+            if !c.exclude.is_empty() {
+                write!(line, " exclude={:?}", c.exclude).unwrap();
+            }
+            for (flag, set) in [
+                ("parents", c.parents),
+                ("link", c.link),
+                ("unpack", c.unpack),
+            ] {
+                if set {
+                    write!(line, " {flag}").unwrap();
+                }
+            }
+            line
+        }
         FileAction::Mkdir(m) => format!(
             "mkdir {:?} mode={:o} chown={:?}",
             m.path,
@@ -211,60 +227,70 @@ fn action(a: &FileAction) -> String {
     }
 }
 
-/// What a case expects today.
-enum Expect {
-    /// Lowers; the summary is snapshotted.
-    Snapshot,
-    /// Lowering fails with exactly this text (a feature that has not landed).
-    Fails(&'static str),
-    /// Lowers but is known to be wrong: the predicate says whether the graph still shows the
-    /// recorded wrong behaviour (described by the text). No snapshot until it is fixed.
-    KnownWrong(&'static str, fn(&Graph) -> bool),
+/// The outline (of the default target) and the targets, with line numbers.
+fn outline_summary(text: &str) -> String {
+    let o = outline(text, &LowerOptions::default()).unwrap();
+    let mut out = String::new();
+    writeln!(out, "outline of {:?}: {:?}", o.name, o.description).unwrap();
+    for a in &o.args {
+        writeln!(
+            out,
+            "  arg {} = {:?} (line {}) {:?}",
+            a.name, a.value, a.line, a.description
+        )
+        .unwrap();
+    }
+    for m in &o.secrets {
+        writeln!(
+            out,
+            "  secret {:?} required={} (line {})",
+            m.name, m.required, m.line
+        )
+        .unwrap();
+    }
+    for m in &o.ssh {
+        writeln!(
+            out,
+            "  ssh {:?} required={} (line {})",
+            m.name, m.required, m.line
+        )
+        .unwrap();
+    }
+    writeln!(out, "targets:").unwrap();
+    for t in targets(text).unwrap().targets {
+        writeln!(
+            out,
+            "  {:?}{} base {:?} platform {:?} (line {}) {:?}",
+            t.name,
+            if t.default { " (default)" } else { "" },
+            t.base,
+            t.platform,
+            t.line,
+            t.description
+        )
+        .unwrap();
+    }
+    out
 }
 
-/// Lowers `testdata/realworld/<name>/Dockerfile` and checks it against `expect`.
-fn check(name: &str, expect: Expect) {
+/// Lowers `testdata/realworld/<name>/Dockerfile` and snapshots the graph summary as `<name>`
+/// and the outline and targets as `<name>-outline`.
+fn check(name: &str) {
     let path = dockerfile_path(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let result = build_graph(&text, &LowerOptions::default(), &FixedResolver);
-    match (result, expect) {
-        (Ok(g), Expect::Snapshot) => insta::assert_snapshot!(name, summary(&g)),
-        (Err(e), Expect::Snapshot) => panic!("{name}: does not lower: {e}"),
-        (Err(e), Expect::Fails(expected)) => assert_eq!(
-            e.to_string(),
-            expected,
-            "{name}: fails with a different error than recorded"
-        ),
-        (Ok(_), Expect::Fails(expected)) => panic!(
-            "{name}: now lowers (it was recorded as failing with {expected:?}): \
-             flip the case to a snapshot case and review the snapshot"
-        ),
-        (Err(e), Expect::KnownWrong(what, _)) => {
-            panic!("{name}: does not lower ({e}); recorded as lowering wrongly: {what}")
-        }
-        (Ok(g), Expect::KnownWrong(what, still_wrong)) => assert!(
-            still_wrong(&g),
-            "{name}: no longer shows the recorded bug ({what}): \
-             flip the case to a snapshot case and review the snapshot"
-        ),
-    }
-}
-
-/// The target stage has no RUN whose command contains `needle`.
-fn target_lacks_run(g: &Graph, needle: &str) -> bool {
-    !g.nodes.iter().any(|n| {
-        n.stage == g.target
-            && matches!(&n.op, Op::Exec(e) if e.args.iter().any(|a| a.contains(needle)))
-    })
+    let g = build_graph(&text, &LowerOptions::default(), &FixedResolver)
+        .unwrap_or_else(|e| panic!("{name}: does not lower: {e}"));
+    insta::assert_snapshot!(name, summary(&g));
+    insta::assert_snapshot!(format!("{name}-outline"), outline_summary(&text));
 }
 
 macro_rules! cases {
-    ($($test:ident => $dir:literal, $expect:expr;)*) => {
+    ($($test:ident => $dir:literal;)*) => {
         $(
             #[test]
             fn $test() {
-                check($dir, $expect);
+                check($dir);
             }
         )*
 
@@ -289,37 +315,34 @@ macro_rules! cases {
 }
 
 cases! {
-    alpine => "alpine", Expect::Snapshot;
-    bash_shell => "bash-shell", Expect::Snapshot;
-    busybox => "busybox", Expect::Fails("ADD is not supported by kiln yet");
-    debian => "debian", Expect::Snapshot;
-    dotnet => "dotnet", Expect::Snapshot;
-    elasticsearch => "elasticsearch", Expect::Fails("HEALTHCHECK is not supported by kiln yet");
-    go_scratch => "go-scratch", Expect::Fails("RUN --mount is not supported by kiln yet");
-    golang => "golang", Expect::Snapshot;
-    gradle => "gradle", Expect::Snapshot;
-    haproxy => "haproxy", Expect::Snapshot;
-    httpd => "httpd", Expect::Snapshot;
-    maven => "maven", Expect::Snapshot;
-    memcached => "memcached", Expect::Snapshot;
-    mysql => "mysql", Expect::Snapshot;
-    nginx => "nginx", Expect::Snapshot;
-    nginx_heredoc => "nginx-heredoc", Expect::Fails("unknown instruction: server");
-    node => "node", Expect::Snapshot;
-    node_npm_ci => "node-npm-ci", Expect::Fails("HEALTHCHECK is not supported by kiln yet");
-    onbuild_app => "onbuild-app", Expect::KnownWrong(
-        "the ONBUILD triggers of stage onbuild-base do not run at the start of stage app",
-        |g| target_lacks_run(g, "npm install"),
-    );
-    php => "php", Expect::Snapshot;
-    postgres => "postgres", Expect::Snapshot;
-    postgres_initdb => "postgres-initdb", Expect::Fails("unknown instruction: CREATE");
-    python => "python", Expect::Snapshot;
-    python_venv => "python-venv", Expect::Snapshot;
-    rabbitmq => "rabbitmq", Expect::Snapshot;
-    redis => "redis", Expect::Snapshot;
-    ruby => "ruby", Expect::Snapshot;
-    rust => "rust", Expect::Snapshot;
-    ubuntu => "ubuntu", Expect::Snapshot;
-    wordpress => "wordpress", Expect::Fails("HEALTHCHECK is not supported by kiln yet");
+    alpine => "alpine";
+    bash_shell => "bash-shell";
+    busybox => "busybox";
+    debian => "debian";
+    dotnet => "dotnet";
+    elasticsearch => "elasticsearch";
+    go_scratch => "go-scratch";
+    golang => "golang";
+    gradle => "gradle";
+    haproxy => "haproxy";
+    httpd => "httpd";
+    maven => "maven";
+    memcached => "memcached";
+    mysql => "mysql";
+    nginx => "nginx";
+    nginx_heredoc => "nginx-heredoc";
+    node => "node";
+    node_npm_ci => "node-npm-ci";
+    onbuild_app => "onbuild-app";
+    php => "php";
+    postgres => "postgres";
+    postgres_initdb => "postgres-initdb";
+    python => "python";
+    python_venv => "python-venv";
+    rabbitmq => "rabbitmq";
+    redis => "redis";
+    ruby => "ruby";
+    rust => "rust";
+    ubuntu => "ubuntu";
+    wordpress => "wordpress";
 }
