@@ -248,7 +248,7 @@ pub struct Chown {
 }
 
 /// COPY's semantics: sources (paths or wildcards) relative to a source root, to a destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CopyAction {
     /// Index into the node's `inputs` of the source filesystem (1 or more; 0 is the dest).
     pub source_input: usize,
@@ -260,6 +260,23 @@ pub struct CopyAction {
     pub chown: Option<Chown>,
     /// `--chmod` as octal bits.
     pub chmod: Option<u32>,
+    /// `--chmod` in symbolic form (`u=rw,g=r`, `a+X`), applied to each copied entry's mode
+    /// like chmod(1); set instead of `chmod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chmod_symbolic: Option<String>,
+    /// `--exclude` patterns (dockerignore syntax, matched against source-relative paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// `--parents`: keep each source's parent directories (after a `/./` pivot) under `dest`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parents: bool,
+    /// `--link`: the copy is made onto an empty filesystem, independent of the destination's
+    /// contents, and stacked on the parent as its own layer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub link: bool,
+    /// ADD of local files: archives (tar, gzip, bzip2, xz, zstd) are extracted into `dest`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpack: bool,
 }
 
 /// Create a directory (and its parents) if missing.

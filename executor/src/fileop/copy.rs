@@ -12,6 +12,8 @@ use filetime::FileTime;
 use kiln_ir::{Chown, CopyAction, MkdirAction, MkfileAction};
 use nix::sys::stat::{mknod, Mode, SFlag};
 
+use super::chmod::ChmodSpec;
+use super::exclude::Excludes;
 use super::paths::resolve;
 use super::pattern::{has_meta, matches};
 use super::tree::Tree;
@@ -20,15 +22,15 @@ use crate::users::{parse_group, parse_passwd, resolve_chown};
 
 const MULTI_SOURCE: &str = "When using COPY with more than one source file, the destination must be a directory and end with a /";
 
-fn other(msg: String) -> InitFailure {
+pub(super) fn other(msg: String) -> InitFailure {
     InitFailure::Other(msg)
 }
 
-fn io_err(what: &str, path: &Path, e: io::Error) -> InitFailure {
+pub(super) fn io_err(what: &str, path: &Path, e: io::Error) -> InitFailure {
     other(format!("{what} {}: {e}", path.display()))
 }
 
-fn not_found(src: &str) -> InitFailure {
+pub(super) fn not_found(src: &str) -> InitFailure {
     let clean: PathBuf = Path::new("/").join(src.trim_start_matches('/'));
     InitFailure::NotFound(format!(
         "failed to compute cache key: \"{}\": not found",
@@ -37,7 +39,7 @@ fn not_found(src: &str) -> InitFailure {
 }
 
 /// Lexically cleans an absolute path (`.` and `..` removed).
-fn normalize(p: &Path) -> PathBuf {
+pub(super) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
@@ -70,7 +72,7 @@ fn owner_of(root: &Path, chown: &Chown) -> Result<(u32, u32), InitFailure> {
 
 /// Creates `rel` and its missing parents inside `root` (following symlinks inside `root`);
 /// created directories get `owner` and `mode`. Returns the resolved host path.
-fn mkdir_all(
+pub(super) fn mkdir_all(
     root: &Path,
     rel: &Path,
     owner: (u32, u32),
@@ -143,11 +145,31 @@ pub(crate) fn mkfile(root: &Path, action: &MkfileAction) -> Result<(), InitFailu
         .map_err(|e| io_err("chmod", &host, e))
 }
 
-/// Expands one source (wildcards per component) into (resolved path, name) pairs.
-fn expand(tree: &Tree, src: &str) -> Result<Vec<(PathBuf, OsString)>, InitFailure> {
+/// One expanded COPY source.
+struct Found {
+    /// Resolved path inside the source tree.
+    resolved: PathBuf,
+    /// Name of the matched entry (before symlink resolution).
+    name: OsString,
+    /// Path relative to the source's literal prefix, for `--exclude` of wildcard matches.
+    rel: Option<PathBuf>,
+}
+
+/// Expands one source (wildcards per component) into matched entries.
+fn expand(tree: &Tree, src: &str) -> Result<Vec<Found>, InitFailure> {
     let root = tree.root();
     let mut cands = vec![PathBuf::new()];
+    let mut literal = PathBuf::new();
+    let mut wild = false;
     for comp in src.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        wild |= comp != ".." && has_meta(comp);
+        if !wild {
+            literal = if comp == ".." {
+                literal.parent().map(Path::to_path_buf).unwrap_or_default()
+            } else {
+                literal.join(comp)
+            };
+        }
         let mut next = Vec::new();
         for c in cands {
             if comp != ".." && has_meta(comp) {
@@ -181,10 +203,24 @@ fn expand(tree: &Tree, src: &str) -> Result<Vec<(PathBuf, OsString)>, InitFailur
         let resolved = resolve(root, &c, true).map_err(|e| io_err("resolving", &c, e))?;
         if tree.lstat(&resolved).is_some() {
             let name = c.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-            out.push((resolved, name));
+            let rel = wild.then(|| c.strip_prefix(&literal).unwrap_or(&c).to_path_buf());
+            out.push(Found {
+                resolved,
+                name,
+                rel,
+            });
         }
     }
     Ok(out)
+}
+
+/// The `--chmod` of an action: octal bits or a symbolic spec (BuildKit's error text).
+fn chmod_of(action: &CopyAction) -> Result<Option<ChmodSpec>, InitFailure> {
+    match (&action.chmod_symbolic, action.chmod) {
+        (Some(s), _) => ChmodSpec::parse(s).map(Some).map_err(other),
+        (None, Some(m)) if m > 0o7777 => Err(other(super::chmod::invalid(&format!("{m:o}")))),
+        (None, m) => Ok(m.map(ChmodSpec::Octal)),
+    }
 }
 
 /// One COPY.
@@ -193,7 +229,31 @@ pub(crate) fn copy(root: &Path, tree: &Tree, action: &CopyAction) -> Result<(), 
         Some(c) => Some(owner_of(root, c)?),
         None => None,
     };
+    let chmod = chmod_of(action)?;
+    let excludes = Excludes::new(&action.exclude).map_err(other)?;
+    let dir_owner = owner.unwrap_or((0, 0));
+    // Parent dirs created for the destination get the --chmod mode too.
+    let dir_mode = chmod.as_ref().map_or(0o755, |m| m.apply(0o755, true));
+    let mut copier = Copier {
+        tree,
+        owner,
+        chmod,
+        excludes,
+        links: HashMap::new(),
+        base: PathBuf::new(),
+        rel_base: PathBuf::new(),
+    };
     let dest = action.dest.as_str();
+    let dest_rel = normalize(&Path::new("/").join(dest));
+    if action.parents {
+        return super::parents::copy_parents(
+            root,
+            &mut copier,
+            &action.sources,
+            &dest_rel,
+            (dir_owner, dir_mode),
+        );
+    }
     let into_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty();
     let mut found = Vec::new();
     for src in &action.sources {
@@ -210,21 +270,18 @@ pub(crate) fn copy(root: &Path, tree: &Tree, action: &CopyAction) -> Result<(), 
     if (action.sources.len() > 1 || found.len() > 1) && !into_dir {
         return Err(other(MULTI_SOURCE.to_string()));
     }
-    let dir_owner = owner.unwrap_or((0, 0));
-    let dir_mode = action.chmod.unwrap_or(0o755);
-    let mut copier = Copier {
-        tree,
-        owner,
-        chmod: action.chmod,
-        links: HashMap::new(),
-    };
-    let dest_rel = normalize(&Path::new("/").join(dest));
-    for (src, name) in found {
+    for f in found {
+        if f.rel.as_ref().is_some_and(|r| copier.excludes.excluded(r)) {
+            continue;
+        }
+        let (src, name) = (f.resolved, f.name);
         let src_host = tree.root().join(&src);
         let meta =
             std::fs::symlink_metadata(&src_host).map_err(|e| io_err("stat", &src_host, e))?;
         if meta.is_dir() {
             let dir = mkdir_all(root, &dest_rel, dir_owner, dir_mode)?;
+            copier.base = src.clone();
+            copier.rel_base = PathBuf::new();
             copier.copy_children(&src, &dir)?;
             continue;
         }
@@ -246,29 +303,57 @@ pub(crate) fn copy(root: &Path, tree: &Tree, action: &CopyAction) -> Result<(), 
     Ok(())
 }
 
-struct Copier<'a> {
-    tree: &'a Tree,
+/// Copies entries from one source tree, applying owner, mode and excludes.
+pub(super) struct Copier<'a> {
+    pub(super) tree: &'a Tree,
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<ChmodSpec>,
+    pub(super) excludes: Excludes,
     /// (dev, ino) of multiply-linked sources → their first copy.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Tree path of the entry being copied: children's `--exclude` paths are relative to it…
+    pub(super) base: PathBuf,
+    /// …prefixed with this (the entry's own path under `--parents`).
+    pub(super) rel_base: PathBuf,
 }
 
 impl Copier<'_> {
-    fn copy_children(&mut self, src: &Path, dst: &Path) -> Result<(), InitFailure> {
+    pub(super) fn copy_children(&mut self, src: &Path, dst: &Path) -> Result<(), InitFailure> {
         let names = self
             .tree
             .children(src)
             .map_err(|e| io_err("listing", &self.tree.root().join(src), e))?;
         for name in names {
-            self.copy_entry(&src.join(&name), &dst.join(&name))?;
+            let child = src.join(&name);
+            if !self.excludes.is_empty() {
+                let rel = self
+                    .rel_base
+                    .join(child.strip_prefix(&self.base).unwrap_or(&child));
+                if self.excludes.excluded(&rel) {
+                    let dir = self.tree.lstat(&child).is_some_and(|m| m.is_dir());
+                    // With `!` exceptions an excluded directory may still hold included
+                    // files: walk it, and drop it again when nothing was kept.
+                    if !(dir && self.excludes.has_exceptions()) {
+                        continue;
+                    }
+                    let target = dst.join(&name);
+                    let existed = std::fs::symlink_metadata(&target).is_ok();
+                    self.copy_entry(&child, &target)?;
+                    let empty = std::fs::read_dir(&target).is_ok_and(|mut d| d.next().is_none());
+                    if !existed && empty {
+                        std::fs::remove_dir(&target).map_err(|e| io_err("removing", &target, e))?;
+                    }
+                    continue;
+                }
+            }
+            self.copy_entry(&child, &dst.join(&name))?;
         }
         Ok(())
     }
 
     /// Copies one entry (recursively for directories); `dst` is a host path whose parent
     /// is already resolved inside the rootfs. Nested symlinks are copied as symlinks.
-    fn copy_entry(&mut self, src: &Path, dst: &Path) -> Result<(), InitFailure> {
+    pub(super) fn copy_entry(&mut self, src: &Path, dst: &Path) -> Result<(), InitFailure> {
         let src_host = self.tree.root().join(src);
         let meta =
             std::fs::symlink_metadata(&src_host).map_err(|e| io_err("stat", &src_host, e))?;
@@ -342,7 +427,11 @@ impl Copier<'_> {
             .map_err(|e| io_err("chown", dst, e))?;
         let is_link = meta.file_type().is_symlink();
         if !is_link {
-            let mode = self.chmod.unwrap_or(meta.mode() & 0o7777);
+            let current = meta.mode() & 0o7777;
+            let mode = self
+                .chmod
+                .as_ref()
+                .map_or(current, |m| m.apply(current, meta.is_dir()));
             std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| io_err("chmod", dst, e))?;
         }

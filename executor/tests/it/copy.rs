@@ -55,6 +55,7 @@ fn copy(sources: &[&str], dest: &str) -> CopyAction {
         dest: dest.to_string(),
         chown: None,
         chmod: None,
+        ..Default::default()
     }
 }
 

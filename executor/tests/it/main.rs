@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)] // tests panic on unexpected failures by design
 
 mod copy;
+mod copy_flags;
 mod fixture;
 mod run;

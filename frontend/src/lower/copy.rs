@@ -6,7 +6,7 @@ use super::dispatch::{chown, Ctx};
 use super::format;
 use super::{FromRef, StageState};
 use crate::error::FrontendError;
-use crate::instructions::{Chmod, Copy};
+use crate::instructions::{Add, Chmod, Copy};
 use crate::shell::Lexer;
 
 /// Mode of a heredoc file without `--chmod` (BuildKit's Mkfile 0644).
@@ -21,14 +21,15 @@ fn heredoc_path(dest: &str, name: &str) -> String {
     }
 }
 
-/// Lowers one COPY (`add: false`) or local ADD (`add: true`).
+/// Lowers one COPY (`add: None`) or local ADD (`add: Some(flags)`).
 pub(super) fn copy(
     cx: &mut Ctx<'_, '_>,
     st: &mut StageState,
     c: &Copy,
     dep: Option<FromRef>,
-    add: bool,
+    add_flags: Option<&Add>,
 ) -> Result<(), FrontendError> {
+    let add = add_flags.is_some();
     let keyword = if add { "ADD" } else { "COPY" };
     let dep = match (&c.from, dep) {
         (Some(from), None) => Some(cx.lw.resolve_from_ref(from).map_err(|e| cx.err(e))?),
@@ -50,6 +51,15 @@ pub(super) fn copy(
             )));
         }
     }
+    if add_flags.is_some_and(|a| a.checksum.is_some()) && !sources.is_empty() {
+        return Err(cx.err("checksum requires HTTP(S) or Git sources"));
+    }
+    let unpack = add_flags.is_some_and(|a| a.unpack.unwrap_or(true));
+    let exclude = c
+        .exclude
+        .iter()
+        .map(|s| cx.expand(st, s))
+        .collect::<Result<Vec<_>, _>>()?;
     let source = if sources.is_empty() {
         None
     } else {
@@ -72,17 +82,19 @@ pub(super) fn copy(
     let dest_raw = cx.expand(st, &c.dest)?;
     let chown_spec = c.chown.as_deref().map(|s| cx.expand(st, s)).transpose()?;
     let chmod_spec = c.chmod.as_deref().map(|s| cx.expand(st, s)).transpose()?;
-    let chmod = match &chmod_spec {
-        None => None,
-        Some(m) => match Chmod::parse(m).map_err(|e| cx.err(e))? {
-            Chmod::Octal(bits) => Some(bits),
-            Chmod::Symbolic(_) => {
-                return Err(cx.err(format!(
-                    "symbolic --chmod={m} is not supported by kiln yet; use an octal mode"
-                )))
-            }
-        },
+    let parsed = chmod_spec
+        .as_deref()
+        .map(Chmod::parse)
+        .transpose()
+        .map_err(|e| cx.err(e))?;
+    let (chmod, chmod_symbolic) = match (&parsed, &chmod_spec) {
+        (Some(Chmod::Octal(bits)), _) => (Some(*bits), None),
+        (Some(Chmod::Symbolic(_)), Some(m)) => (None, Some(m.clone())),
+        _ => (None, None),
     };
+    let heredoc_mode = parsed
+        .as_ref()
+        .map_or(HEREDOC_MODE, |m| m.apply(HEREDOC_MODE, false));
     let mut msg = String::from(keyword);
     if c.parents {
         msg.push_str(" --parents");
@@ -113,6 +125,11 @@ pub(super) fn copy(
             dest: dest.clone(),
             chown: owner.clone(),
             chmod,
+            chmod_symbolic: chmod_symbolic.clone(),
+            exclude,
+            parents: c.parents,
+            link: c.link,
+            unpack,
         }));
     }
     // Heredoc bodies: unquoted delimiters expand variables (quotes kept, `\` escapes).
@@ -130,7 +147,7 @@ pub(super) fn copy(
         actions.push(FileAction::Mkfile(MkfileAction {
             path: heredoc_path(&dest, &h.name),
             data,
-            mode: chmod.unwrap_or(HEREDOC_MODE),
+            mode: heredoc_mode,
             chown: owner.clone(),
         }));
     }

@@ -210,8 +210,8 @@ fn dispatch(
             st.commit(format!("ARG {}", parts.join(" ")), None);
         }
         CommandKind::Run(r) => run::run(cx, st, r)?,
-        CommandKind::Copy(c) => copy::copy(cx, st, c, dep, false)?,
-        CommandKind::Add(a) => copy::copy(cx, st, &a.files, None, true)?,
+        CommandKind::Copy(c) => copy::copy(cx, st, c, dep, None)?,
+        CommandKind::Add(a) => copy::copy(cx, st, &a.files, None, Some(a))?,
         CommandKind::Healthcheck(h) => {
             let hc = match h {
                 Healthcheck::None => kiln_oci::config::Healthcheck {

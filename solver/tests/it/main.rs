@@ -115,6 +115,7 @@ impl G {
                 dest: dest.into(),
                 chown: None,
                 chmod: None,
+                ..Default::default()
             })],
         };
         self.add(
