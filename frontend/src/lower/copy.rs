@@ -111,7 +111,7 @@ pub(super) fn copy(
     for h in &c.contents {
         msg.push_str(&format!(" <<{}", h.name));
     }
-    msg.push_str(&format!(" {} # buildkit", c.dest));
+    msg.push_str(&format!(" {} # buildkit", dest_raw));
 
     let dest = format::copy_dest(&st.cwd, &dest_raw);
     let owner = chown_spec.as_deref().filter(|s| !s.is_empty()).map(chown);
