@@ -10,6 +10,7 @@
 //!   ([`context::ContextIndex`]), with a persistent stat cache.
 
 pub mod context;
+mod copykey;
 mod error;
 mod index;
 mod key;

@@ -12,6 +12,7 @@ use kiln_ir::{
 };
 
 use crate::context::{ContextIndex, StatCache};
+use crate::copykey;
 use crate::error::{SolveError, SolveErrorKind};
 use crate::index::{CacheIndex, CacheRecord};
 use crate::key::{self, Keyed, SourceKey};
@@ -187,14 +188,21 @@ fn run_inner(
                     }
                 }
             }
-            let keyed = key::file(&parent.cache_key, op, &source_keys).map_err(encode)?;
+            // COPY --link: applied onto an empty rootfs, keyed without the parent, stacked on it.
+            let linked = copykey::is_linked(op);
+            let (parent_key, base): (&str, &[LayerRef]) = if linked {
+                ("link", &[])
+            } else {
+                (&parent.cache_key, &parent.rootfs)
+            };
+            let keyed = key::file(parent_key, op, &source_keys).map_err(encode)?;
             let io = ExecIo {
                 node: id,
                 progress: env.progress.as_ref(),
                 cancel: env.cancel.clone(),
             };
             let out = cached_or_compute(env, keyed, &parent.rootfs, || {
-                env.worker.file(&parent.rootfs, op, &sources, &io)
+                env.worker.file(base, op, &sources, &io)
             })?;
             Ok(plain(out))
         }
@@ -222,6 +230,11 @@ fn context_digests(
                 return Err(SolveErrorKind::SourceNotFound {
                     path: crate::context::relative_clean(src),
                 });
+            }
+            if !copy.exclude.is_empty() {
+                let (name, digest) = copykey::source_digest(index, &env.stat, copy, src)?;
+                paths.insert(name, digest);
+                continue;
             }
             let prefix = key::literal_prefix(src);
             if let std::collections::btree_map::Entry::Vacant(slot) = paths.entry(prefix) {

@@ -133,15 +133,26 @@ impl ContextIndex {
     /// through a symlink inside the context, the target's subtree is hashed too, since COPY
     /// follows it. `cache` avoids re-reading files whose stat did not change.
     pub fn digest(&self, prefix: &str, cache: Option<&StatCache>) -> Result<String, ContextError> {
+        self.digest_filtered(prefix, cache, &|_| false)
+    }
+
+    /// [`ContextIndex::digest`] without the paths `skip` names (a `COPY --exclude`: `skip`
+    /// gets each path relative to the context root).
+    pub fn digest_filtered(
+        &self,
+        prefix: &str,
+        cache: Option<&StatCache>,
+        skip: &dyn Fn(&str) -> bool,
+    ) -> Result<String, ContextError> {
         let prefix = relative_clean(prefix);
         let read_start = statcache::now_ns();
         let mut hasher = blake3::Hasher::new();
         let mut updates = Vec::new();
-        self.hash_subtree(&prefix, cache, &mut hasher, &mut updates)?;
+        self.hash_subtree(&prefix, cache, skip, &mut hasher, &mut updates)?;
         if let Some(target) = self.resolve(&prefix) {
             field(&mut hasher, b"->");
             field(&mut hasher, target.as_bytes());
-            self.hash_subtree(&target, cache, &mut hasher, &mut updates)?;
+            self.hash_subtree(&target, cache, skip, &mut hasher, &mut updates)?;
         }
         if let Some(cache) = cache {
             cache.store(&self.root, &updates, read_start)?;
@@ -153,6 +164,7 @@ impl ContextIndex {
         &self,
         prefix: &str,
         cache: Option<&StatCache>,
+        skip: &dyn Fn(&str) -> bool,
         hasher: &mut blake3::Hasher,
         updates: &mut Vec<statcache::Record>,
     ) -> Result<(), ContextError> {
@@ -160,7 +172,8 @@ impl ContextIndex {
         let selected = self
             .entries
             .range(prefix.to_string()..)
-            .take_while(|(p, _)| prefix.is_empty() || *p == prefix || p.starts_with(&under));
+            .take_while(|(p, _)| prefix.is_empty() || *p == prefix || p.starts_with(&under))
+            .filter(|(p, _)| !skip(p));
         for (path, m) in selected {
             field(hasher, path.as_bytes());
             let kind: &[u8] = match m.kind {
