@@ -139,6 +139,8 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
             e.help(),
         ))
     })?;
+    // Which RUNs asked for `--network=host` (the graph cannot tell it from the default).
+    let host_network_runs = host_network_spans(&dockerfile);
 
     for dir in ["content", "snapshots", "locks", "tmp"] {
         std::fs::create_dir_all(opts.root.join(dir)).map_err(|e| {
@@ -211,6 +213,8 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     let Some(mut graph) = graph else {
         return Ok(());
     };
+    check_entitlements(&graph, &host_network_runs, opts.allow)
+        .map_err(|(span, msg)| Failure(source_error(&df_name, &text, span, &msg, None)))?;
 
     if opts.network_none {
         // `--network none` is the default for every RUN that does not ask for another.
@@ -226,6 +230,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         registry: client.clone(),
         runtime: handle.clone(),
         compression: Default::default(),
+        allow: opts.allow,
     })?);
     let solver = Solver::new(
         &opts.root,
@@ -326,6 +331,47 @@ async fn export(
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Spans of the RUN instructions written with `--network=host`.
+fn host_network_spans(dockerfile: &kiln_frontend::Dockerfile) -> Vec<kiln_ir::Span> {
+    use kiln_frontend::instructions::{parse, CommandKind, RunNetwork};
+    // An instruction that does not parse fails the lowering with a better message.
+    let Ok(instructions) = parse(dockerfile) else {
+        return Vec::new();
+    };
+    instructions
+        .stages
+        .iter()
+        .flat_map(|s| &s.commands)
+        .filter(|c| matches!(&c.kind, CommandKind::Run(r) if r.network == RunNetwork::Host))
+        .map(|c| c.span)
+        .collect()
+}
+
+/// BuildKit's entitlement checks on the RUNs the build needs, before anything runs (a cached
+/// RUN needs them too): `--security=insecure` needs `--allow security.insecure`,
+/// `--network=host` needs `--allow network.host`.
+fn check_entitlements(
+    graph: &Graph,
+    host_network_runs: &[kiln_ir::Span],
+    allow: kiln_executor::Entitlements,
+) -> Result<(), (Option<kiln_ir::Span>, String)> {
+    use kiln_executor::{Entitlements, NETWORK_HOST, SECURITY_INSECURE};
+    for node in &graph.nodes {
+        let kiln_ir::Op::Exec(exec) = &node.op else {
+            continue;
+        };
+        if exec.security == kiln_ir::SecurityMode::Insecure && !allow.insecure {
+            return Err((node.span, Entitlements::not_allowed(SECURITY_INSECURE)));
+        }
+        let host = exec.network == kiln_ir::NetworkMode::Host
+            && node.span.is_some_and(|s| host_network_runs.contains(&s));
+        if host && !allow.network_host {
+            return Err((node.span, Entitlements::not_allowed(NETWORK_HOST)));
         }
     }
     Ok(())

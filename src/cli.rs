@@ -155,6 +155,10 @@ pub(crate) struct BuildArgs {
     /// Do not use the cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
+    /// Allow an extra privileged entitlement: `security.insecure` (RUN --security=insecure)
+    /// or `network.host` (RUN --network=host).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub(crate) allow: Vec<String>,
     /// Run the build checks and exit without building (exit code 1 if `# check=error=true`
     /// and a check fails).
     #[arg(long)]
@@ -215,6 +219,8 @@ pub(crate) struct BuildOptions {
     pub(crate) outputs: Vec<Output>,
     pub(crate) no_cache: bool,
     pub(crate) check: bool,
+    /// `--allow` entitlements.
+    pub(crate) allow: kiln_executor::Entitlements,
     pub(crate) network_none: bool,
     pub(crate) plain: bool,
     pub(crate) root: PathBuf,
@@ -253,6 +259,10 @@ impl BuildArgs {
                 });
             }
         }
+        let mut allow = kiln_executor::Entitlements::default();
+        for name in &self.allow {
+            allow.allow(name).map_err(UsageError)?;
+        }
         let root = match self.root {
             Some(r) => r,
             None => default_root(),
@@ -271,6 +281,7 @@ impl BuildArgs {
             outputs,
             no_cache: self.no_cache,
             check: self.check,
+            allow,
             network_none: self.network == NetworkArg::None,
             plain,
             root,

@@ -15,6 +15,7 @@ use kiln_oci::registry::RegistryClient;
 use kiln_oci::store::ContentStore;
 use kiln_oci::{Descriptor, ImageRef};
 
+use crate::entitlements::Entitlements;
 use crate::error::ExecutorError;
 use crate::process::run_init;
 use crate::snapshots::{Snapshots, EMPTY, STUBS};
@@ -62,6 +63,8 @@ pub struct ExecutorOptions {
     pub runtime: tokio::runtime::Handle,
     /// Compression of the layers RUN and COPY produce.
     pub compression: Compression,
+    /// What `kiln build --allow` granted (`RUN --security=insecure` needs `insecure`).
+    pub allow: Entitlements,
 }
 
 /// Runs ops against the snapshots of one kiln root.
@@ -73,6 +76,7 @@ pub struct Executor {
     registry: RegistryClient,
     runtime: tokio::runtime::Handle,
     compression: Compression,
+    allow: Entitlements,
     seq: AtomicU64,
 }
 
@@ -122,6 +126,7 @@ impl Executor {
             registry: opts.registry,
             runtime: opts.runtime,
             compression: opts.compression,
+            allow: opts.allow,
             seq: AtomicU64::new(0),
         })
     }
@@ -324,10 +329,11 @@ impl Worker for Executor {
                 "RUN --mount type={kind} is not supported by kiln yet"
             )));
         }
-        if op.security != kiln_ir::SecurityMode::Sandbox {
-            return Err(WorkerError::Other(
-                "RUN --security=insecure is not supported by kiln yet".into(),
-            ));
+        let insecure = op.security == kiln_ir::SecurityMode::Insecure;
+        if insecure && !self.allow.insecure {
+            return Err(WorkerError::Other(Entitlements::not_allowed(
+                crate::entitlements::SECURITY_INSECURE,
+            )));
         }
         let mut lowers = self.lowers(rootfs)?;
         lowers.push(STUBS.to_string());
@@ -375,6 +381,7 @@ impl Worker for Executor {
             },
             user: op.user.clone(),
             network_none: op.network == NetworkMode::None,
+            insecure,
             files: file_mounts,
         });
         let spec_path = self.write_spec(&run, &spec)?;

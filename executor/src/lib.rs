@@ -11,6 +11,7 @@
 //! // … then start tokio and build an Executor with InitCommand::current_exe().
 //! ```
 
+mod entitlements;
 mod error;
 mod executor;
 mod fileop;
@@ -20,6 +21,7 @@ mod snapshots;
 mod spec;
 mod users;
 
+pub use entitlements::{Entitlements, NETWORK_HOST, SECURITY_INSECURE};
 pub use error::ExecutorError;
 pub use executor::{Executor, ExecutorOptions, InitCommand};
 pub use init::run_init_if_requested;

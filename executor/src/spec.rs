@@ -47,6 +47,10 @@ pub(crate) struct RunSpec {
     pub(crate) cwd: String,
     pub(crate) user: String,
     pub(crate) network_none: bool,
+    /// `RUN --security=insecure` (allowed by the executor's entitlements): every
+    /// capability and no seccomp filter.
+    #[serde(default)]
+    pub(crate) insecure: bool,
     /// Read-only files bound into the sandbox (heredoc scripts), attached after `/dev`.
     #[serde(default)]
     pub(crate) files: Vec<FileMountSpec>,

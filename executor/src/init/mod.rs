@@ -5,6 +5,7 @@
 #![allow(unsafe_code)]
 
 mod sandbox;
+mod seccomp;
 
 use std::ffi::OsStr;
 use std::io::Write;

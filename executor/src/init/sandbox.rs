@@ -1,7 +1,10 @@
 //! The RUN sandbox: namespaces, rootfs, `/proc` `/sys` `/dev`, `/etc` files, identity,
 //! capabilities, and a PID 1 that reaps and forwards signals.
 //!
-//! Not done yet: seccomp (Docker's default allowlist) and user namespaces (rootless).
+//! The command gets Docker's default capabilities and seccomp profile ([`super::seccomp`]),
+//! or every capability and no filter for `RUN --security=insecure`; `no_new_privs` stays off.
+//!
+//! Not done yet: user namespaces (rootless).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -17,12 +20,12 @@ use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
-use super::{make_root_private, mount_rootfs, report, ERROR_FD};
+use super::{make_root_private, mount_rootfs, report, seccomp, ERROR_FD};
 use crate::spec::{InitFailure, RunSpec};
 use crate::users::{parse_group, parse_passwd, resolve_exec_user, ExecUser};
 
 /// Docker's default capability set (`CapBnd 00000000a80425fb`).
-const DEFAULT_CAPS: [Capability; 14] = [
+pub(crate) const DEFAULT_CAPS: [Capability; 14] = [
     Capability::CAP_CHOWN,
     Capability::CAP_DAC_OVERRIDE,
     Capability::CAP_FSETID,
@@ -370,7 +373,13 @@ fn exec_command(spec: &RunSpec, user: &ExecUser) -> String {
 }
 
 fn prepare_and_exec(spec: &RunSpec, user: &ExecUser) -> Result<std::convert::Infallible, String> {
-    let keep: CapsHashSet = DEFAULT_CAPS.into_iter().collect();
+    let keep: CapsHashSet = if spec.insecure {
+        // Every capability kiln itself has (its bounding set may lack some, e.g. in a
+        // container).
+        caps::read(None, CapSet::Bounding).map_err(|e| format!("capabilities: {e}"))?
+    } else {
+        DEFAULT_CAPS.into_iter().collect()
+    };
     for cap in caps::runtime::thread_all_supported() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
@@ -378,6 +387,12 @@ fn prepare_and_exec(spec: &RunSpec, user: &ExecUser) -> Result<std::convert::Inf
         }
     }
     caps::set(None, CapSet::Inheritable, &keep).map_err(|e| format!("capabilities: {e}"))?;
+    if !spec.insecure {
+        // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while this
+        // process still has it. The filter allows every syscall of the set-up below.
+        let programs = seccomp::default_filters(&keep)?;
+        seccomp::install(&programs)?;
+    }
     let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
     nix::unistd::setgid(Gid::from_raw(user.gid)).map_err(|e| format!("setgid: {e}"))?;

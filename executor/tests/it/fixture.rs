@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use kiln_executor::{Executor, ExecutorOptions, InitCommand};
+use kiln_executor::{Entitlements, Executor, ExecutorOptions, InitCommand};
 use kiln_ir::{
     ExecIo, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, ProgressEvent, ProgressSink, Worker,
     WorkerError,
@@ -111,6 +111,11 @@ pub(crate) fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
 
 impl Fixture {
     pub(crate) fn new() -> Self {
+        Self::with_allow(Default::default())
+    }
+
+    /// A fixture whose executor has the given entitlements.
+    pub(crate) fn with_allow(allow: Entitlements) -> Self {
         let root = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -123,6 +128,7 @@ impl Fixture {
             registry: RegistryClient::new(RegistryOptions::default()),
             runtime: rt.handle().clone(),
             compression: Compression::Gzip,
+            allow,
         })
         .unwrap();
         let busybox = std::fs::read("/bin/busybox")

@@ -5,3 +5,4 @@ mod copy;
 mod copy_flags;
 mod fixture;
 mod run;
+mod sandbox_security;
