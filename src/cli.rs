@@ -60,8 +60,20 @@ impl InspectArgs {
     pub(crate) fn dockerfile(&self) -> PathBuf {
         match &self.file {
             Some(f) => f.clone(),
-            None => self.context.join("Dockerfile"),
+            None => default_dockerfile(&self.context),
         }
+    }
+}
+
+/// `CONTEXT/Dockerfile`, or `CONTEXT/dockerfile` when only the lower-case name exists (as
+/// BuildKit falls back to it). Symlinks are followed when the file is read.
+fn default_dockerfile(context: &std::path::Path) -> PathBuf {
+    let upper = context.join("Dockerfile");
+    let lower = context.join("dockerfile");
+    if !upper.exists() && lower.exists() {
+        lower
+    } else {
+        upper
     }
 }
 
@@ -237,7 +249,7 @@ impl BuildArgs {
     pub(crate) fn resolve(self) -> Result<BuildOptions, UsageError> {
         let dockerfile = match &self.file {
             Some(f) => f.clone(),
-            None => self.context.join("Dockerfile"),
+            None => default_dockerfile(&self.context),
         };
         let build_args = build_arg_map(&self.build_args)?;
         let mut outputs = Vec::new();

@@ -8,7 +8,12 @@ use crate::common::Fixture;
 
 /// Builds the fixture's Dockerfile to an OCI dir and reads the image back.
 fn build(f: &Fixture<'_>, extra: &[&str]) -> Image {
-    let dir = f.out("image");
+    build_to(f, "image", extra)
+}
+
+/// Like [`build`], writing to the output directory `out` (one per build of a fixture).
+fn build_to(f: &Fixture<'_>, out: &str, extra: &[&str]) -> Image {
+    let dir = f.out(out);
     let dest = format!("type=oci,dest={},tar=false", dir.display());
     let mut args = vec!["-o", dest.as_str()];
     args.extend_from_slice(extra);
@@ -288,4 +293,42 @@ fn arg_scoping_in_run_env_and_proxy_args() {
     );
     // Proxy values are in no history entry and not in the config.
     assert!(!image.config.to_string().contains("3128"));
+}
+
+#[test]
+fn lowercase_and_symlinked_dockerfiles_are_found() {
+    // Only `dockerfile` (lower case): used when `Dockerfile` is absent.
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile.tmp",
+        "FROM @BASE@\nRUN echo lower > /which\n",
+    );
+    std::fs::rename(f.ctx().join("Dockerfile.tmp"), f.ctx().join("dockerfile")).unwrap();
+    let image = build(&f, &[]);
+    assert_eq!(text(&image, "/which"), "lower\n");
+
+    // `Dockerfile` wins over `dockerfile` when both exist.
+    f.write("Dockerfile", "FROM @BASE@\nRUN echo upper > /which\n");
+    let image = build_to(&f, "both", &[]);
+    assert_eq!(text(&image, "/which"), "upper\n");
+
+    // A `Dockerfile` that is a symlink (to a file in a subdirectory) is read through it.
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile.real",
+        "FROM @BASE@\nRUN echo linked > /which\n",
+    );
+    std::fs::create_dir(f.ctx().join("sub")).unwrap();
+    std::fs::rename(
+        f.ctx().join("Dockerfile.real"),
+        f.ctx().join("sub/Dockerfile.real"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("sub/Dockerfile.real", f.ctx().join("Dockerfile")).unwrap();
+    let image = build(&f, &[]);
+    assert_eq!(text(&image, "/which"), "linked\n");
+    // And with -f naming the symlink.
+    let df = f.ctx().join("Dockerfile").display().to_string();
+    let image = build_to(&f, "with-f", &["-f", &df]);
+    assert_eq!(text(&image, "/which"), "linked\n");
 }
