@@ -267,7 +267,8 @@ pub(crate) fn copy(root: &Path, tree: &Tree, action: &CopyAction) -> Result<(), 
         let first = action.sources.first().map(String::as_str).unwrap_or("");
         return Err(not_found(first));
     }
-    if (action.sources.len() > 1 || found.len() > 1) && !into_dir {
+    // ADD extracts several archives into one directory: no trailing `/` needed then.
+    if (action.sources.len() > 1 || found.len() > 1) && !into_dir && !action.unpack {
         return Err(other(MULTI_SOURCE.to_string()));
     }
     for f in found {
@@ -283,6 +284,12 @@ pub(crate) fn copy(root: &Path, tree: &Tree, action: &CopyAction) -> Result<(), 
             copier.base = src.clone();
             copier.rel_base = PathBuf::new();
             copier.copy_children(&src, &dir)?;
+            continue;
+        }
+        if action.unpack
+            && meta.is_file()
+            && super::unpack::try_unpack(root, &src_host, &dest_rel, owner, (dir_owner, dir_mode))?
+        {
             continue;
         }
         let dest_is_dir = resolve(root, &dest_rel, true)

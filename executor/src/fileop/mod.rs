@@ -9,6 +9,7 @@ mod parents;
 mod paths;
 mod pattern;
 mod tree;
+mod unpack;
 
 use std::path::Path;
 

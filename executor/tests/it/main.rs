@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests panic on unexpected failures by design
 
 mod copy;
+mod copy_add;
 mod copy_flags;
 mod fixture;
 mod run;
