@@ -143,7 +143,7 @@ pub(super) fn run_stage(
 }
 
 /// An ONBUILD trigger from a config, parsed as the single instruction it must be.
-fn parse_trigger(trigger: &str) -> Result<Command, String> {
+pub(super) fn parse_trigger(trigger: &str) -> Result<Command, String> {
     let df = crate::ast::parse(trigger).map_err(|e| e.message)?;
     match df.instructions.as_slice() {
         [one] => instructions::parse_command(one).map_err(|e| e.message),

@@ -353,6 +353,59 @@ fn find_cycle(needs: &[Vec<usize>]) -> Option<usize> {
     (0..needs.len()).find(|&s| visit(s, needs, &mut state))
 }
 
+/// The stages an ONBUILD trigger of stage `s`'s base reads from (`COPY --from=`, `RUN
+/// --mount=from=`), named in this Dockerfile, and how many images its COPYs name. Triggers that
+/// do not parse are reported when they are dispatched.
+fn trigger_needs(
+    lw: &mut Lowering<'_>,
+    ins: &Instructions,
+    bases: &[Base],
+    s: usize,
+) -> Result<(Vec<usize>, usize), FrontendError> {
+    let triggers: Vec<String> = match &bases[s] {
+        Base::Scratch => Vec::new(),
+        Base::Stage(j) => ins.stages[*j]
+            .commands
+            .iter()
+            .filter_map(|c| match &c.kind {
+                CommandKind::Onbuild(t) => Some(t.trigger.clone()),
+                _ => None,
+            })
+            .collect(),
+        Base::Image(name) => lw
+            .resolve(name, ins.stages[s].span)?
+            .config
+            .config
+            .on_build
+            .unwrap_or_default(),
+    };
+    let (mut stages, mut images) = (Vec::new(), 0);
+    for t in &triggers {
+        let Ok(cmd) = dispatch::parse_trigger(t) else {
+            continue;
+        };
+        let froms: Vec<(String, bool)> = match &cmd.kind {
+            CommandKind::Copy(c) => c.from.iter().map(|f| (f.clone(), true)).collect(),
+            CommandKind::Run(r) => r
+                .mounts
+                .iter()
+                .flat_map(|m| &m.fields)
+                .filter(|f| f.key == "from")
+                .filter_map(|f| f.value.clone().map(|v| (v, false)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (from, is_copy) in froms {
+            match resolve_from(&from, &lw.stage_names) {
+                Ok(FromRef::Stage(j)) => stages.push(j),
+                Ok(FromRef::Image(_)) if is_copy => images += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok((stages, images))
+}
+
 /// Lowers a parsed Dockerfile into the build graph of the target stage.
 pub fn lower(
     df: &Dockerfile,
@@ -464,7 +517,7 @@ pub fn lower(
         ));
     }
 
-    // The target and what it needs.
+    // The target.
     let target = match &opts.target {
         None => ins.stages.len() - 1,
         Some(t) => ins
@@ -483,16 +536,6 @@ pub fn lower(
                 }
             })?,
     };
-    let mut reachable = vec![false; ins.stages.len()];
-    let mut todo = vec![target];
-    while let Some(s) = todo.pop() {
-        if std::mem::replace(&mut reachable[s], true) {
-            continue;
-        }
-        todo.extend(&needs[s]);
-    }
-
-    let multi = ins.stages.len() + implicit > 1;
     let mut lw = Lowering {
         lexer,
         opts,
@@ -507,6 +550,21 @@ pub fn lower(
         stage_names: ins.stages.iter().map(|s| s.name.clone()).collect(),
         labels: names.clone(),
     };
+    // The target and what it needs, including what the ONBUILD triggers of each needed
+    // stage's base name (BuildKit resolves a base image's config to find them).
+    let mut reachable = vec![false; ins.stages.len()];
+    let mut todo = vec![target];
+    while let Some(s) = todo.pop() {
+        if std::mem::replace(&mut reachable[s], true) {
+            continue;
+        }
+        todo.extend(&needs[s]);
+        let (stages, images) = trigger_needs(&mut lw, &ins, &bases, s)?;
+        todo.extend(stages);
+        implicit += images;
+    }
+
+    let multi = ins.stages.len() + implicit > 1;
     for (i, st) in ins.stages.iter().enumerate() {
         if !reachable[i] {
             continue;

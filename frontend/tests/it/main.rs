@@ -1,6 +1,7 @@
 //! Integration tests of kiln-frontend: golden Dockerfiles, lowering, properties.
 #![allow(clippy::unwrap_used)]
 
+mod conformance;
 mod dash;
 mod fake;
 mod golden;
