@@ -299,10 +299,7 @@ fn arg_scoping_in_run_env_and_proxy_args() {
 fn lowercase_and_symlinked_dockerfiles_are_found() {
     // Only `dockerfile` (lower case): used when `Dockerfile` is absent.
     let f = Fixture::empty();
-    f.write(
-        "Dockerfile.tmp",
-        "FROM @BASE@\nRUN echo lower > /which\n",
-    );
+    f.write("Dockerfile.tmp", "FROM @BASE@\nRUN echo lower > /which\n");
     std::fs::rename(f.ctx().join("Dockerfile.tmp"), f.ctx().join("dockerfile")).unwrap();
     let image = build(&f, &[]);
     assert_eq!(text(&image, "/which"), "lower\n");
@@ -314,10 +311,7 @@ fn lowercase_and_symlinked_dockerfiles_are_found() {
 
     // A `Dockerfile` that is a symlink (to a file in a subdirectory) is read through it.
     let f = Fixture::empty();
-    f.write(
-        "Dockerfile.real",
-        "FROM @BASE@\nRUN echo linked > /which\n",
-    );
+    f.write("Dockerfile.real", "FROM @BASE@\nRUN echo linked > /which\n");
     std::fs::create_dir(f.ctx().join("sub")).unwrap();
     std::fs::rename(
         f.ctx().join("Dockerfile.real"),
@@ -331,4 +325,128 @@ fn lowercase_and_symlinked_dockerfiles_are_found() {
     let df = f.ctx().join("Dockerfile").display().to_string();
     let image = build_to(&f, "with-f", &["-f", &df]);
     assert_eq!(text(&image, "/which"), "linked\n");
+}
+
+/// The entry of `path` in the image's top-most layer that has it.
+fn entry(image: &Image, path: &str) -> kiln_testsupport::LayerEntry {
+    let path = path.trim_start_matches('/');
+    image
+        .entries()
+        .expect("read layers")
+        .into_iter()
+        .rev()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+}
+
+#[test]
+fn error_in_a_continued_instruction_shows_both_lines() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN echo first-part && \\\n  exit 3\nRUN true\n",
+    );
+    let out = f.build(&[]);
+    out.fails_with(1);
+    let err = out.stderr();
+    let at = err
+        .find("Dockerfile:2-3: ")
+        .unwrap_or_else(|| panic!("no `Dockerfile:2-3:` in\n{err}"));
+    let report = &err[at..];
+    assert!(
+        report.contains("2 │ ╭─▶ RUN echo first-part && \\"),
+        "{report}"
+    );
+    assert!(report.contains("3 │ ├─▶   exit 3"), "{report}");
+    assert!(!report.contains("4 │ ╭"), "{report}");
+}
+
+#[test]
+fn heredoc_chown_shell_variables_fds_and_non_sh_shells() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         ARG OWNER=1234\n\
+         COPY --chown=${OWNER}:55 <<EOF /owned\n\
+         mine\n\
+         EOF\n\
+         RUN <<EOF\n\
+         greeting=hello\n\
+         name=\"$(echo shell)\"\n\
+         echo \"$greeting $name ${OWNER}\" > /vars\n\
+         EOF\n\
+         RUN cat <<IN0 - /proc/self/fd/3 /proc/self/fd/4 3<<IN1 4<<IN2 > /fds\n\
+         zero\n\
+         IN0\n\
+         three\n\
+         IN1\n\
+         four\n\
+         IN2\n\
+         RUN cat <<A > /a && \\\n  cat <<B > /b\n\
+         first\n\
+         A\n\
+         second\n\
+         B\n\
+         SHELL [\"/bin/awk\"]\n\
+         RUN <<EOF\n\
+         BEGIN {\n\
+         \tprint \"from awk\" > \"/awk-out\"\n\
+         }\n\
+         EOF\n",
+    );
+    let image = build(&f, &[]);
+    let owned = entry(&image, "/owned");
+    assert_eq!((owned.uid, owned.gid), (1234, 55));
+    assert_eq!(owned.content, b"mine\n");
+    assert_eq!(text(&image, "/vars"), "hello shell 1234\n");
+    assert_eq!(text(&image, "/fds"), "zero\nthree\nfour\n");
+    assert_eq!(text(&image, "/a"), "first\n");
+    assert_eq!(text(&image, "/b"), "second\n");
+    assert_eq!(text(&image, "/awk-out"), "from awk\n");
+}
+
+#[test]
+fn onbuild_from_a_registry_image_runs_heredocs_and_adds_dependencies() {
+    let parent = Fixture::empty();
+    let name = format!("{}/onbuild-parent:1", parent.bases.registry.addr());
+    parent.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         RUN echo parent > /log\n\
+         ONBUILD RUN echo triggered >> /log\n\
+         ONBUILD RUN <<EOF\n\
+         n=$((1+2))\n\
+         echo \"heredoc $n\" >> /log\n\
+         EOF\n\
+         ONBUILD COPY --from=assets /a /from-assets\n\
+         ONBUILD COPY --from=@BASE@ /bin/busybox /copied-busybox\n\
+         ONBUILD RUN --mount=from=assets,target=/in cat /in/a >> /log\n",
+    );
+    parent.build(&["--push", "-t", &name]).ok();
+    let pushed = build(&parent, &[]);
+    assert_eq!(text(&pushed, "/log"), "parent\n");
+    let triggers = pushed.cfg("OnBuild").as_array().expect("OnBuild").clone();
+    assert_eq!(triggers.len(), 5, "{triggers:?}");
+    assert_eq!(triggers[0], json!("RUN echo triggered >> /log"));
+
+    let child = Fixture::empty();
+    child.write(
+        "Dockerfile",
+        &format!(
+            "FROM @BASE@ AS assets\n\
+             RUN echo asset > /a\n\
+             FROM {name}\n\
+             RUN echo child >> /log\n"
+        ),
+    );
+    let image = build(&child, &[]);
+    assert_eq!(
+        text(&image, "/log"),
+        "parent\ntriggered\nheredoc 3\nasset\nchild\n"
+    );
+    assert_eq!(text(&image, "/from-assets"), "asset\n");
+    assert!(entry(&image, "/copied-busybox").content.len() > 100_000);
+    // Not inherited further.
+    assert_eq!(image.cfg("OnBuild"), &Value::Null);
 }
