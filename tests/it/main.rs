@@ -5,6 +5,7 @@
 mod cache;
 mod common;
 mod context;
+mod entitlements;
 mod errors;
 mod frontend;
 mod inspect;
