@@ -257,7 +257,16 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         Err(e) => return Err(solve_failure(&e, &graph, &df_name, &text, &progress)),
     };
 
-    let image = assemble(&graph, graph.target, &result.nodes).map_err(Failure)?;
+    let mut image = assemble(&graph, graph.target, &result.nodes).map_err(Failure)?;
+    if !opts.labels.is_empty() {
+        // Build-option labels land in the config after the Dockerfile's (no history entry).
+        let labels = image.config.config.labels.get_or_insert_with(Default::default);
+        labels.extend(opts.labels.clone());
+    }
+    if let Some(epoch) = graph.source_date_epoch {
+        crate::epoch::clamp_layers(&mut image, &graph, epoch, &store, &opts.root.join("tmp"))
+            .map_err(Failure)?;
+    }
     let layers: Vec<Descriptor> = image
         .layers
         .iter()

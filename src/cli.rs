@@ -155,6 +155,9 @@ pub(crate) struct BuildArgs {
     /// Set a build-time variable (`K=V`, or `K` to take it from the environment).
     #[arg(long = "build-arg", value_name = "K=V")]
     pub(crate) build_args: Vec<String>,
+    /// Set a label on the image (`K=V`); it overrides a Dockerfile LABEL of that name.
+    #[arg(long = "label", value_name = "K=V")]
+    pub(crate) labels: Vec<String>,
     /// The stage to build.
     #[arg(long, value_name = "STAGE")]
     pub(crate) target: Option<String>,
@@ -227,6 +230,8 @@ pub(crate) struct BuildOptions {
     pub(crate) context: PathBuf,
     pub(crate) tags: Vec<String>,
     pub(crate) build_args: BTreeMap<String, String>,
+    /// `--label K=V` (a bare `K` is an empty label, as buildx).
+    pub(crate) labels: BTreeMap<String, String>,
     pub(crate) target: Option<String>,
     pub(crate) outputs: Vec<Output>,
     pub(crate) no_cache: bool,
@@ -289,6 +294,14 @@ impl BuildArgs {
             context: self.context,
             tags: self.tags,
             build_args,
+            labels: self
+                .labels
+                .iter()
+                .map(|l| match l.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (l.clone(), String::new()),
+                })
+                .collect(),
             target: self.target,
             outputs,
             no_cache: self.no_cache,

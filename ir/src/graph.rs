@@ -74,4 +74,8 @@ pub struct Graph {
     pub stages: Vec<Stage>,
     /// Index in `stages` of the stage to export.
     pub target: usize,
+    /// `SOURCE_DATE_EPOCH` (build-arg or global ARG default), Unix seconds: the image's
+    /// `created`, this build's history times, and the clamp of layer file mtimes.
+    #[serde(default)]
+    pub source_date_epoch: Option<i64>,
 }

@@ -5,6 +5,7 @@
 mod cache;
 mod common;
 mod context;
+mod copy_add;
 mod entitlements;
 mod errors;
 mod frontend;

@@ -32,6 +32,7 @@ impl G {
                 nodes: Vec::new(),
                 stages: Vec::new(),
                 target: 0,
+                source_date_epoch: None,
             },
         }
     }
