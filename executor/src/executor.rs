@@ -17,6 +17,7 @@ use kiln_oci::{Descriptor, ImageRef};
 
 use crate::entitlements::Entitlements;
 use crate::error::ExecutorError;
+use crate::mounts::{self, Session};
 use crate::process::run_init;
 use crate::snapshots::{Snapshots, EMPTY, STUBS};
 use crate::spec::{
@@ -77,6 +78,7 @@ pub struct Executor {
     runtime: tokio::runtime::Handle,
     compression: Compression,
     allow: Entitlements,
+    session: Session,
     seq: AtomicU64,
 }
 
@@ -127,8 +129,14 @@ impl Executor {
             runtime: opts.runtime,
             compression: opts.compression,
             allow: opts.allow,
+            session: Session::default(),
             seq: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the secrets and ssh agent sockets `RUN --mount=type=secret|ssh` may use.
+    pub fn set_session(&mut self, session: Session) {
+        self.session = session;
     }
 
     /// The content store layers are written to.
@@ -313,22 +321,9 @@ impl Worker for Executor {
         &self,
         rootfs: &[LayerRef],
         op: &ExecOp,
+        sources: &[FileSource],
         io: &ExecIo<'_>,
     ) -> Result<Option<LayerRef>, WorkerError> {
-        // Refuse what the sandbox cannot honour yet rather than running without it.
-        if let Some(m) = op
-            .mounts
-            .iter()
-            .find(|m| !matches!(m, ExecMount::File { .. }))
-        {
-            let kind = serde_json::to_value(m)
-                .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-                .unwrap_or_default();
-            return Err(WorkerError::Other(format!(
-                "RUN --mount type={kind} is not supported by kiln yet"
-            )));
-        }
         let insecure = op.security == kiln_ir::SecurityMode::Insecure;
         if insecure && !self.allow.insecure {
             return Err(WorkerError::Other(Entitlements::not_allowed(
@@ -337,7 +332,26 @@ impl Worker for Executor {
         }
         let mut lowers = self.lowers(rootfs)?;
         lowers.push(STUBS.to_string());
+        let real_lowers = lowers.clone();
         let run = self.run_dir()?;
+        let mounts = mounts::prepare(
+            &mounts::MountEnv {
+                root: &self.root,
+                run: &run.path,
+                lowers: &|l| self.lowers(l),
+                session: &self.session,
+                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            },
+            &op.mounts,
+            sources,
+        )?;
+        let (mount_stubs, secrets_dir) = (run.path.join("mount-stubs"), run.path.join("secrets"));
+        if !mounts.specs.is_empty() {
+            for d in [&mount_stubs, &secrets_dir] {
+                std::fs::create_dir(d).map_err(ExecutorError::io(d))?;
+            }
+            lowers.push(mount_stubs.to_string_lossy().into_owned());
+        }
         let files = [
             (
                 "hosts",
@@ -373,7 +387,7 @@ impl Worker for Executor {
             hostname_file: run.path.join("hostname"),
             hostname: HOSTNAME.to_string(),
             args: op.args.clone(),
-            env: op.env.clone(),
+            env: op.env.iter().chain(&mounts.env).cloned().collect(),
             cwd: if op.cwd.is_empty() {
                 "/".into()
             } else {
@@ -383,6 +397,9 @@ impl Worker for Executor {
             network_none: op.network == NetworkMode::None,
             insecure,
             files: file_mounts,
+            mount_stubs: (!mounts.specs.is_empty()).then(|| mount_stubs.clone()),
+            secrets_dir: (!mounts.specs.is_empty()).then(|| secrets_dir.clone()),
+            mounts: mounts.specs,
         });
         let spec_path = self.write_spec(&run, &spec)?;
         let outcome = run_init(&self.init, &spec_path, io)?;
@@ -402,7 +419,13 @@ impl Worker for Executor {
                 tail: outcome.tail,
             });
         }
-        remove_stubs(&run.upper(), self.snapshots.dir(), &spec_lowers(&spec));
+        remove_stubs(&run.upper(), self.snapshots.dir(), &real_lowers);
+        mounts::remove_mount_stubs(
+            &run.upper(),
+            self.snapshots.dir(),
+            &real_lowers,
+            &mounts.targets,
+        );
         Ok(self.commit(&run.upper())?)
     }
 
@@ -451,13 +474,6 @@ impl Worker for Executor {
             )));
         }
         Ok(self.commit(&run.upper())?)
-    }
-}
-
-fn spec_lowers(spec: &Spec) -> Vec<String> {
-    match spec {
-        Spec::Run(r) => r.rootfs.lowers.clone(),
-        Spec::File(f) => f.rootfs.lowers.clone(),
     }
 }
 

@@ -10,6 +10,7 @@ pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 
 /// One job for the init.
 #[derive(Debug, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // one per job, read once
 pub(crate) enum Spec {
     /// A RUN in the full sandbox.
     Run(RunSpec),
@@ -54,6 +55,83 @@ pub(crate) struct RunSpec {
     /// Read-only files bound into the sandbox (heredoc scripts), attached after `/dev`.
     #[serde(default)]
     pub(crate) files: Vec<FileMountSpec>,
+    /// `RUN --mount`s, in order, attached after the files.
+    #[serde(default)]
+    pub(crate) mounts: Vec<MountSpec>,
+    /// An empty directory (the bottom lower of the rootfs) where the init creates the mount
+    /// points of `mounts`, so they never become stubs in the upper dir.
+    #[serde(default)]
+    pub(crate) mount_stubs: Option<PathBuf>,
+    /// A directory the init mounts a private tmpfs on to hold secret files.
+    #[serde(default)]
+    pub(crate) secrets_dir: Option<PathBuf>,
+}
+
+/// A filesystem the init mounts (an overlay) to take a mount's source from.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FsSpec {
+    /// Lower dirs, top first: names relative to the snapshots dir, or absolute paths.
+    pub(crate) lowers: Vec<String>,
+    /// Where to mount it (an empty directory of the run dir).
+    pub(crate) mountpoint: PathBuf,
+    /// Upper and work dirs for a writable (throwaway) overlay; read-only otherwise.
+    pub(crate) upper_work: Option<(PathBuf, PathBuf)>,
+}
+
+/// How a new cache mount directory is made.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CacheCreate {
+    /// A temp dir (same filesystem as the cache dir) filled, then renamed into place.
+    pub(crate) tmp: PathBuf,
+    /// `from=` and `source=`: content to seed it with.
+    pub(crate) seed: Option<(FsSpec, String)>,
+    /// Owner of the new, unseeded directory.
+    pub(crate) uid: u32,
+    /// Group of the new, unseeded directory.
+    pub(crate) gid: u32,
+    /// Mode of the new, unseeded directory.
+    pub(crate) mode: u32,
+}
+
+/// Where the init reads a secret's value (the value itself is never written to a spec).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SecretFrom {
+    /// A host file.
+    File(PathBuf),
+    /// An environment variable of the kiln process (inherited by the init).
+    Env(String),
+}
+
+/// One `RUN --mount`, prepared by the parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum MountSpec {
+    /// `type=bind`: `source` (resolved inside `fs`) at `target`.
+    Bind {
+        fs: FsSpec,
+        source: String,
+        target: String,
+        readonly: bool,
+    },
+    /// `type=cache`: the host directory `dir`, made first when `create` is set.
+    Cache {
+        dir: PathBuf,
+        create: Option<CacheCreate>,
+        target: String,
+        readonly: bool,
+    },
+    /// `type=tmpfs`.
+    Tmpfs { target: String, size: Option<u64> },
+    /// `type=secret`: a read-only file at `target` and/or an environment variable `env`.
+    Secret {
+        from: SecretFrom,
+        target: Option<String>,
+        env: Option<String>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+    /// `type=ssh`: the host agent socket bound at `target`.
+    Ssh { socket: PathBuf, target: String },
 }
 
 /// A host file bound read-only at `target` inside the sandbox.

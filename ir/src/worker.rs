@@ -40,7 +40,7 @@ pub struct ContextFiles {
     pub entries: Vec<ContextEntry>,
 }
 
-/// Where a COPY reads from.
+/// Where a COPY reads from, or what a RUN's `--mount=type=bind|cache,from=…` mounts.
 #[derive(Debug, Clone)]
 pub enum FileSource {
     /// A stack of layers (another stage or an image), bottom first.
@@ -140,10 +140,14 @@ pub trait Worker: Send + Sync {
     ) -> Result<Vec<LayerRef>, WorkerError>;
 
     /// Runs a RUN on top of `rootfs`; returns the new layer, or `None` when nothing changed.
+    /// `sources` are the filesystems its bind and cache mounts read (indexed like the node's
+    /// inputs minus the first, so a mount's `source_input` `i` is
+    /// `sources[i - 1]`).
     fn exec(
         &self,
         rootfs: &[LayerRef],
         op: &ExecOp,
+        sources: &[FileSource],
         io: &ExecIo<'_>,
     ) -> Result<Option<LayerRef>, WorkerError>;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use kiln_ir::{ExecOp, FileOp, NetworkMode, Op, ResolvedImage};
+use kiln_ir::{ExecMount, ExecOp, FileOp, NetworkMode, Op, ResolvedImage, SecurityMode};
 use kiln_oci::Digest;
 
 /// Bumped whenever the preimage encoding changes, so old records stop matching.
@@ -87,6 +87,15 @@ enum Preimage<'a> {
         cwd: &'a str,
         user: &'a str,
         network: NetworkMode,
+        /// Mount specs only (ids, targets, options): secret values and cache contents never
+        /// enter a key.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        mounts: &'a [ExecMount],
+        /// The mounts' `from=` inputs, indexed like the node's inputs minus the first.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        sources: &'a [SourceKey],
+        #[serde(skip_serializing_if = "is_sandbox")]
+        security: SecurityMode,
     },
     File {
         parent: &'a str,
@@ -127,7 +136,15 @@ pub(crate) fn image(img: &ResolvedImage) -> Result<Keyed, serde_json::Error> {
     })
 }
 
-pub(crate) fn exec(parent: &str, op: &ExecOp) -> Result<Keyed, serde_json::Error> {
+fn is_sandbox(s: &SecurityMode) -> bool {
+    *s == SecurityMode::Sandbox
+}
+
+pub(crate) fn exec(
+    parent: &str,
+    op: &ExecOp,
+    sources: &[SourceKey],
+) -> Result<Keyed, serde_json::Error> {
     let env = op
         .env
         .iter()
@@ -144,6 +161,9 @@ pub(crate) fn exec(parent: &str, op: &ExecOp) -> Result<Keyed, serde_json::Error
         cwd: &op.cwd,
         user: &op.user,
         network: op.network,
+        mounts: &op.mounts,
+        sources,
+        security: op.security,
     })
 }
 
@@ -201,6 +221,43 @@ mod tests {
     }
 
     #[test]
+    fn mount_specs_and_sources_enter_exec_keys() {
+        let base = ExecOp {
+            args: vec!["true".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: String::new(),
+            network: NetworkMode::Host,
+            mounts: Vec::new(),
+            security: Default::default(),
+        };
+        let mut with_secret = base.clone();
+        with_secret.mounts.push(ExecMount::Secret {
+            id: "tok".into(),
+            target: Some("/run/secrets/tok".into()),
+            env: None,
+            required: false,
+            uid: 0,
+            gid: 0,
+            mode: 0o400,
+        });
+        let k = |op: &ExecOp, s: &[SourceKey]| exec("p", op, s).ok().map(|k| k.key);
+        assert_ne!(k(&base, &[]), k(&with_secret, &[]));
+        let preimage = exec("p", &with_secret, &[])
+            .map(|k| k.preimage)
+            .unwrap_or_default();
+        assert!(preimage.contains("\"id\":\"tok\""), "{preimage}");
+        let ctx = |d: &str| SourceKey::Context {
+            name: "context".into(),
+            paths: BTreeMap::from([(String::new(), d.to_string())]),
+        };
+        assert_ne!(k(&base, &[ctx("a")]), k(&base, &[ctx("b")]));
+        let mut insecure = base.clone();
+        insecure.security = SecurityMode::Insecure;
+        assert_ne!(k(&base, &[]), k(&insecure, &[]));
+    }
+
+    #[test]
     fn proxy_variables_stay_out_of_exec_keys() {
         let base = ExecOp {
             args: vec!["/bin/sh".into(), "-c".into(), "make".into()],
@@ -219,10 +276,10 @@ mod tests {
             "ALL_PROXY=socks://c".to_string(),
             "ftp_proxy=ftp://d".to_string(),
         ]);
-        assert_eq!(exec("p", &base).ok(), exec("p", &proxied).ok());
+        assert_eq!(exec("p", &base, &[]).ok(), exec("p", &proxied, &[]).ok());
         let mut other = base.clone();
         other.env.push("FOO=1".into());
-        assert_ne!(exec("p", &base).ok(), exec("p", &other).ok());
-        assert_ne!(exec("p", &base).ok(), exec("q", &base).ok());
+        assert_ne!(exec("p", &base, &[]).ok(), exec("p", &other, &[]).ok());
+        assert_ne!(exec("p", &base, &[]).ok(), exec("q", &base, &[]).ok());
     }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kiln_ir::{
-    ContextFiles, ExecIo, FileAction, FileSource, LayerRef, Node, NodeId, Op, ProgressEvent,
-    ProgressSink, SourceOp, Worker, WorkerError,
+    ContextFiles, ExecIo, ExecMount, FileAction, FileSource, LayerRef, Node, NodeId, Op,
+    ProgressEvent, ProgressSink, SourceOp, Worker, WorkerError,
 };
 
 use crate::context::{ContextIndex, StatCache};
@@ -156,14 +156,21 @@ fn run_inner(
         }
         Op::Exec(op) => {
             let parent = fs(0)?;
-            let keyed = key::exec(&parent.cache_key, op).map_err(encode)?;
+            let mut sources = Vec::new();
+            let mut source_keys = Vec::new();
+            for (i, input) in inputs.iter().enumerate().skip(1) {
+                let (key, source) = mount_source(env, input, op, i)?;
+                source_keys.push(key);
+                sources.push(source);
+            }
+            let keyed = key::exec(&parent.cache_key, op, &source_keys).map_err(encode)?;
             let io = ExecIo {
                 node: id,
                 progress: env.progress.as_ref(),
                 cancel: env.cancel.clone(),
             };
             let out = cached_or_compute(env, keyed, &parent.rootfs, || {
-                env.worker.exec(&parent.rootfs, op, &io)
+                env.worker.exec(&parent.rootfs, op, &sources, &io)
             })?;
             Ok(plain(out))
         }
@@ -207,6 +214,56 @@ fn run_inner(
             Ok(plain(out))
         }
     }
+}
+
+/// What input `i` of a RUN contributes to its key, and the filesystem its mounts read: a
+/// node's key and layers, or a context's content digest of each mounted `source=` path.
+fn mount_source(
+    env: &NodeEnv,
+    input: &Input,
+    op: &kiln_ir::ExecOp,
+    i: usize,
+) -> Result<(SourceKey, FileSource), SolveErrorKind> {
+    let Some(name) = &input.context else {
+        return Ok((
+            SourceKey::Node(input.output.cache_key.clone()),
+            FileSource::Layers(input.output.rootfs.clone()),
+        ));
+    };
+    let ctx = load_context(env, name)?;
+    let mut paths = BTreeMap::new();
+    for m in &op.mounts {
+        let source = match m {
+            ExecMount::Bind {
+                source_input,
+                source,
+                ..
+            } if *source_input == i => source,
+            ExecMount::Cache {
+                source_input: Some(s),
+                source,
+                ..
+            } if *s == i => source,
+            _ => continue,
+        };
+        if !ctx.index.contains(source) {
+            return Err(SolveErrorKind::SourceNotFound {
+                path: crate::context::relative_clean(source),
+            });
+        }
+        let prefix = crate::context::relative_clean(source);
+        if let std::collections::btree_map::Entry::Vacant(slot) = paths.entry(prefix) {
+            let digest = ctx.index.digest(slot.key(), Some(&env.stat))?;
+            slot.insert(digest);
+        }
+    }
+    Ok((
+        SourceKey::Context {
+            name: name.clone(),
+            paths,
+        },
+        FileSource::Context(ctx.files.clone()),
+    ))
 }
 
 /// The digests of what each copy action reading input `input` selects from a context; fails

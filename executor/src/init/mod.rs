@@ -4,6 +4,7 @@
 //! starts: namespaces, `fork` and mounts are only safe in a single-threaded process.
 #![allow(unsafe_code)]
 
+mod mounts;
 mod sandbox;
 mod seccomp;
 

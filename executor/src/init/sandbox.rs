@@ -164,7 +164,7 @@ fn clone_tree(path: &Path) -> Result<OwnedFd, String> {
 }
 
 /// Attaches a tree from [`clone_tree`] at `target` (resolved in the current root).
-fn attach(tree: &OwnedFd, target: &str) -> Result<(), String> {
+pub(super) fn attach(tree: &OwnedFd, target: &str) -> Result<(), String> {
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
     let t = CString::new(target).map_err(|_| format!("NUL byte in {target}"))?;
     // SAFETY: move_mount reads the two NUL-terminated strings; the fd stays owned by `tree`.
@@ -211,6 +211,7 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
     host.etc
         .push(("/etc/hostname", clone_tree(&spec.hostname_file)?));
 
+    let mounts = super::mounts::prepare(spec)?;
     mount_rootfs(&spec.rootfs)?;
     std::env::set_current_dir(&spec.rootfs.target)
         .map_err(|e| format!("chdir {}: {e}", spec.rootfs.target.display()))?;
@@ -220,6 +221,7 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
 
     mount_special(&host)?;
     mount_files(&host)?;
+    super::mounts::attach(&mounts)?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
 
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -405,6 +407,7 @@ fn prepare_and_exec(spec: &RunSpec, user: &ExecUser) -> Result<std::convert::Inf
     std::env::set_current_dir(&spec.cwd).map_err(|e| format!("chdir {}: {e}", spec.cwd))?;
 
     let mut env = spec.env.clone();
+    env.extend(super::mounts::secret_env());
     let has = |k: &str, env: &[String]| env.iter().any(|e| e.split('=').next() == Some(k));
     if !has("PATH", &env) {
         env.push(format!("PATH={DEFAULT_PATH}"));

@@ -193,7 +193,7 @@ impl Fixture {
             progress: &*logs,
             cancel: Arc::new(AtomicBool::new(false)),
         };
-        let r = self.exec.exec(layers, op, &io);
+        let r = self.exec.exec(layers, op, &[], &io);
         (r, logs)
     }
 

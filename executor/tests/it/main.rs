@@ -5,5 +5,6 @@ mod copy;
 mod copy_add;
 mod copy_flags;
 mod fixture;
+mod mounts;
 mod run;
 mod sandbox_security;

@@ -133,6 +133,7 @@ impl Worker for FakeWorker {
         &self,
         rootfs: &[LayerRef],
         op: &ExecOp,
+        _sources: &[FileSource],
         io: &ExecIo<'_>,
     ) -> Result<Option<LayerRef>, WorkerError> {
         let start = Instant::now();
