@@ -224,14 +224,16 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
             }
         }
     }
-    let executor = Arc::new(Executor::new(ExecutorOptions {
+    let mut executor = Executor::new(ExecutorOptions {
         root: opts.root.clone(),
         init: InitCommand::current_exe(),
         registry: client.clone(),
         runtime: handle.clone(),
         compression: Default::default(),
         allow: opts.allow,
-    })?);
+    })?;
+    executor.set_session(opts.session.clone());
+    let executor = Arc::new(executor);
     let solver = Solver::new(
         &opts.root,
         executor.clone(),

@@ -190,6 +190,13 @@ pub(crate) struct BuildArgs {
     /// Reach this registry over plain HTTP (loopback registries always are).
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub(crate) insecure_registries: Vec<String>,
+    /// A secret for `RUN --mount=type=secret` (`id=x,src=FILE` or `id=x,env=VAR`).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub(crate) secrets: Vec<String>,
+    /// An SSH agent socket for `RUN --mount=type=ssh` (`default`, `default=SOCKET`; without a
+    /// socket, `$SSH_AUTH_SOCK`).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub(crate) ssh: Vec<String>,
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     pub(crate) context: PathBuf,
@@ -242,6 +249,8 @@ pub(crate) struct BuildOptions {
     pub(crate) plain: bool,
     pub(crate) root: PathBuf,
     pub(crate) insecure_registries: Vec<String>,
+    /// `--secret` and `--ssh`.
+    pub(crate) session: kiln_executor::Session,
 }
 
 /// A flag value that does not make sense; reported as a usage error (exit code 2).
@@ -311,8 +320,76 @@ impl BuildArgs {
             plain,
             root,
             insecure_registries: self.insecure_registries,
+            session: session(&self.secrets, &self.ssh)?,
         })
     }
+}
+
+/// `--secret` and `--ssh` values (BuildKit's syntax: `id=x,src=FILE`, `id=x,env=VAR`,
+/// `id=x` meaning the file or variable named like the id; `default`, `default=SOCKET`).
+pub(crate) fn session(
+    secrets: &[String],
+    ssh: &[String],
+) -> Result<kiln_executor::Session, UsageError> {
+    use kiln_executor::SecretSource;
+    let mut out = kiln_executor::Session::default();
+    for spec in secrets {
+        let bad = |m: &str| UsageError(format!("invalid secret {spec:?}: {m}"));
+        let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+        for part in spec.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad("expected key=value"))?;
+            match k.trim().to_ascii_lowercase().as_str() {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                "type" => kind = Some(v.to_string()),
+                other => return Err(bad(&format!("unexpected key {other:?}"))),
+            }
+        }
+        let id = id.ok_or_else(|| bad("id= is required"))?;
+        let source = match (kind.as_deref(), src, env) {
+            (_, Some(_), Some(_)) => return Err(bad("src= and env= are exclusive")),
+            (Some("env"), Some(v), None) | (_, None, Some(v)) => SecretSource::Env(v),
+            (Some("file") | None, Some(f), None) => SecretSource::File(f.into()),
+            (Some("env"), None, None) => SecretSource::Env(id.clone()),
+            (Some("file"), None, None) => SecretSource::File(id.clone().into()),
+            (None, None, None) if std::env::var_os(&id).is_some() => SecretSource::Env(id.clone()),
+            (None, None, None) => SecretSource::File(id.clone().into()),
+            (Some(t), _, _) => return Err(bad(&format!("unknown type {t:?}"))),
+        };
+        let source = match source {
+            SecretSource::File(f) => SecretSource::File(
+                std::fs::canonicalize(&f)
+                    .ok()
+                    .filter(|p| p.is_file())
+                    .ok_or_else(|| bad(&format!("{} is not a file", f.display())))?,
+            ),
+            env => env,
+        };
+        out.secrets.insert(id, source);
+    }
+    for spec in ssh {
+        let (id, socket) = match spec.split_once('=') {
+            Some((id, s)) => (id.to_string(), PathBuf::from(s)),
+            None => {
+                let s = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    UsageError(format!(
+                        "invalid ssh {spec:?}: SSH_AUTH_SOCK is not set; use {spec}=SOCKET"
+                    ))
+                })?;
+                (spec.to_string(), PathBuf::from(s))
+            }
+        };
+        if id.is_empty() {
+            return Err(UsageError(format!("invalid ssh {spec:?}: empty id")));
+        }
+        let socket = std::fs::canonicalize(&socket)
+            .map_err(|e| UsageError(format!("invalid ssh {spec:?}: {}: {e}", socket.display())))?;
+        out.ssh.insert(id, socket);
+    }
+    Ok(out)
 }
 
 /// `/var/lib/kiln` as root, `$XDG_DATA_HOME/kiln` (or `~/.local/share/kiln`) otherwise.

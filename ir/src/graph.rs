@@ -23,7 +23,8 @@ pub struct Span {
 pub struct Node {
     /// What to do.
     pub op: Op,
-    /// Nodes whose results this op reads. Exec: `[rootfs]`. File: `[dest rootfs, sources…]`
+    /// Nodes whose results this op reads. Exec: `[rootfs, mount sources…]` (an
+    /// [`crate::ExecMount`]'s `source_input` indexes this list). File: `[dest rootfs, sources…]`
     /// (a [`crate::CopyAction::source_input`] indexes this list). Source: `[]`.
     pub inputs: Vec<NodeId>,
     /// Progress label in BuildKit's form, e.g. `[build 2/4] RUN make`.

@@ -10,5 +10,6 @@ mod entitlements;
 mod errors;
 mod frontend;
 mod inspect;
+mod mounts;
 mod outputs;
 mod sandbox;
