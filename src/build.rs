@@ -262,7 +262,11 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     let mut image = assemble(&graph, graph.target, &result.nodes).map_err(Failure)?;
     if !opts.labels.is_empty() {
         // Build-option labels land in the config after the Dockerfile's (no history entry).
-        let labels = image.config.config.labels.get_or_insert_with(Default::default);
+        let labels = image
+            .config
+            .config
+            .labels
+            .get_or_insert_with(Default::default);
         labels.extend(opts.labels.clone());
     }
     if let Some(epoch) = graph.source_date_epoch {

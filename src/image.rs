@@ -54,6 +54,8 @@ pub(crate) fn assemble(
         .find_map(|h| h.created.clone())
         .or_else(|| config.created.clone());
 
+    // SOURCE_DATE_EPOCH replaces the time of every entry this build adds, and `created`.
+    let epoch = graph.source_date_epoch.map(crate::epoch::rfc3339);
     for step in &st.history {
         let (created, empty_layer) = match step.node.and_then(|n| outputs.get(&n)) {
             Some(o) => {
@@ -62,6 +64,7 @@ pub(crate) fn assemble(
             }
             None => (last_created.clone(), true),
         };
+        let created = epoch.clone().or(created);
         config.history.push(HistoryEntry {
             created,
             created_by: Some(step.created_by.clone()),
@@ -70,7 +73,7 @@ pub(crate) fn assemble(
             empty_layer,
         });
     }
-    config.created = Some(last_created.unwrap_or_else(|| EPOCH.to_string()));
+    config.created = Some(epoch.or(last_created).unwrap_or_else(|| EPOCH.to_string()));
     // Entries without a time (metadata before any layer) take the image's.
     for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
         h.created = config.created.clone();

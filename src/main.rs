@@ -6,6 +6,7 @@
 
 mod build;
 mod cli;
+mod epoch;
 mod image;
 mod inspect;
 mod progress;

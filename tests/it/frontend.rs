@@ -450,3 +450,196 @@ fn onbuild_from_a_registry_image_runs_heredocs_and_adds_dependencies() {
     // Not inherited further.
     assert_eq!(image.cfg("OnBuild"), &Value::Null);
 }
+
+/// `created` of every history entry after the base's one.
+fn history_times(image: &Image) -> Vec<String> {
+    image.config["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .skip(1)
+        .map(|h| h["created"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn source_date_epoch_sets_times_and_clamps_layer_mtimes() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "ARG SOURCE_DATE_EPOCH=1700000000\n\
+         FROM @BASE@\n\
+         ENV A=1\n\
+         COPY old.txt new.txt /files/\n\
+         RUN mkdir -p /made && echo x > /made/now\n",
+    );
+    f.write("old.txt", "old\n").write("new.txt", "new\n");
+    let touch = |secs: &str, file: &str| {
+        let st = std::process::Command::new("touch")
+            .args([
+                "-d",
+                &format!("@{secs}"),
+                &f.ctx().join(file).display().to_string(),
+            ])
+            .status()
+            .expect("touch");
+        assert!(st.success());
+    };
+    touch("500000000", "old.txt");
+    touch("1800000000", "new.txt");
+
+    // The global ARG default.
+    let image = build(&f, &[]);
+    assert_eq!(image.config["created"], json!("2023-11-14T22:13:20Z"));
+    let times = history_times(&image);
+    assert_eq!(times.len(), 3, "{times:?}");
+    assert!(
+        times.iter().all(|t| t == "2023-11-14T22:13:20Z"),
+        "{times:?}"
+    );
+    assert_eq!(entry(&image, "/files/old.txt").mtime, 500_000_000);
+    assert_eq!(entry(&image, "/files/new.txt").mtime, 1_700_000_000);
+    assert_eq!(entry(&image, "/made/now").mtime, 1_700_000_000);
+    assert_eq!(entry(&image, "/made").mtime, 1_700_000_000);
+
+    // A build-arg overrides the default; the same cache serves both builds.
+    let image = build_to(
+        &f,
+        "override",
+        &["--build-arg", "SOURCE_DATE_EPOCH=1000000000"],
+    );
+    assert_eq!(image.config["created"], json!("2001-09-09T01:46:40Z"));
+    assert!(history_times(&image)
+        .iter()
+        .all(|t| t == "2001-09-09T01:46:40Z"));
+    assert_eq!(entry(&image, "/files/old.txt").mtime, 500_000_000);
+    assert_eq!(entry(&image, "/files/new.txt").mtime, 1_000_000_000);
+    assert_eq!(entry(&image, "/made/now").mtime, 1_000_000_000);
+
+    // Without it, RUN's files keep the time they were written.
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN mkdir -p /made && echo x > /made/now\n",
+    );
+    let image = build_to(&f, "none", &[]);
+    assert!(entry(&image, "/made/now").mtime > 1_700_000_000);
+}
+
+#[test]
+fn cold_builds_with_the_same_source_date_epoch_give_the_same_digest() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         COPY a.txt /a.txt\n\
+         RUN echo built > /b && mkdir /d && echo x > /d/tmp-file\n\
+         RUN rm /d/tmp-file; touch /d/e\n",
+    );
+    f.write("a.txt", "a\n");
+    let args = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let one = build_to(&f, "one", &args);
+    // A fresh store: nothing cached, every RUN runs again (at another time).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let root2 = f.out("root2");
+    let dir = f.out("two");
+    let dest = format!("type=oci,dest={},tar=false", dir.display());
+    let mut full = vec!["-o", dest.as_str()];
+    full.extend_from_slice(&args);
+    f.build_with_root(&root2, &full).ok();
+    let two = Image::from_oci_dir(&dir).expect("read OCI dir");
+    assert_eq!(one.config, two.config);
+    for (i, (a, b)) in one.layers.iter().zip(&two.layers).enumerate() {
+        if a != b {
+            let ea = kiln_testsupport::layer_entries(a).unwrap();
+            let eb = kiln_testsupport::layer_entries(b).unwrap();
+            panic!("layer {i} differs:\n{ea:#?}\n{eb:#?}");
+        }
+    }
+    assert_eq!(one.manifest_digest, two.manifest_digest);
+}
+
+#[test]
+fn label_flag_lands_in_config_labels() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nLABEL from.dockerfile=yes both=dockerfile\n",
+    );
+    let image = build(
+        &f,
+        &[
+            "--label",
+            "from.cli=1",
+            "--label",
+            "both=cli",
+            "--label",
+            "bare",
+        ],
+    );
+    assert_eq!(
+        image.cfg("Labels"),
+        &json!({"from.dockerfile": "yes", "from.cli": "1", "both": "cli", "bare": ""})
+    );
+    // No history entry for build-option labels.
+    assert_eq!(
+        history(&image),
+        vec![(
+            "LABEL from.dockerfile=yes both=dockerfile".to_string(),
+            true
+        )]
+    );
+}
+
+#[test]
+fn scratch_image_with_only_env_has_platform_workdir_and_one_empty_history_entry() {
+    let f = Fixture::empty();
+    f.write("Dockerfile", "FROM scratch\nENV foo=bar\n");
+    let dir = f.out("image");
+    let dest = format!("type=oci,dest={},tar=false", dir.display());
+    f.build(&["-o", &dest]).ok();
+    let image = Image::from_oci_dir(&dir).expect("read OCI dir");
+    assert_eq!(image.config["os"], json!("linux"));
+    assert_eq!(image.config["architecture"], json!("amd64"));
+    assert_eq!(image.cfg("WorkingDir"), &json!("/"));
+    assert_eq!(
+        image.config["rootfs"],
+        json!({"type": "layers", "diff_ids": []})
+    );
+    let h = image.config["history"].as_array().expect("history");
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0]["created_by"], json!("ENV foo=bar"));
+    assert_eq!(h[0]["empty_layer"], json!(true));
+    assert!(image.layers.is_empty());
+}
+
+#[test]
+fn changing_a_proxy_build_arg_keeps_run_cached() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN head -c 16 /dev/urandom | od -x > /random\n",
+    );
+    let first = build_to(&f, "one", &["--build-arg", "HTTP_PROXY=http://127.0.0.1:1"]);
+    let out = f.build(&[
+        "--build-arg",
+        "HTTP_PROXY=http://127.0.0.1:2",
+        "--build-arg",
+        "no_proxy=x",
+    ]);
+    out.ok();
+    assert!(
+        out.progress().iter().any(|(_, l)| l == "CACHED"),
+        "the RUN should be CACHED:\n{}",
+        out.text()
+    );
+    let second = build_to(&f, "two", &["--build-arg", "HTTP_PROXY=http://127.0.0.1:3"]);
+    assert_eq!(text(&first, "/random"), text(&second, "/random"));
+    // A declared ARG that changes does rebuild.
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nARG V\nRUN head -c 16 /dev/urandom | od -x > /random\n",
+    );
+    let a = build_to(&f, "a", &["--build-arg", "V=1"]);
+    let b = build_to(&f, "b", &["--build-arg", "V=2"]);
+    assert_ne!(text(&a, "/random"), text(&b, "/random"));
+}

@@ -415,6 +415,14 @@ pub fn lower(
     let ins = instructions::parse(df)?;
     let lexer = Lexer::new(df.escape);
     let global_args = meta_args(&ins, opts, &lexer)?;
+    // A global `ARG SOURCE_DATE_EPOCH` (default or build-arg), else the build-arg alone.
+    let source_date_epoch = global_args
+        .iter()
+        .find(|(k, _)| k == "SOURCE_DATE_EPOCH")
+        .map(|(_, v)| v)
+        .or_else(|| opts.build_args.get("SOURCE_DATE_EPOCH"))
+        .filter(|v| !v.is_empty())
+        .and_then(|v| v.parse::<i64>().ok());
 
     // Expand FROM lines and find each stage's base.
     let mut bases = Vec::with_capacity(ins.stages.len());
@@ -606,6 +614,7 @@ pub fn lower(
         nodes: lw.nodes,
         stages,
         target,
+        source_date_epoch,
     })
 }
 

@@ -302,3 +302,31 @@ fn onbuild_triggers_add_dependencies() {
     assert_eq!(run_node.stage, 2);
     assert_eq!(execs(&g).len(), 2);
 }
+
+/// 12.9: the graph carries SOURCE_DATE_EPOCH from a global ARG default or a build-arg (the
+/// build-arg wins); without either it is unset.
+#[test]
+fn source_date_epoch_reaches_the_graph() {
+    let text = "ARG SOURCE_DATE_EPOCH=1700000000\nFROM busybox\n";
+    assert_eq!(
+        lower(text, &[]).unwrap().source_date_epoch,
+        Some(1_700_000_000)
+    );
+    assert_eq!(
+        lower(text, &[("SOURCE_DATE_EPOCH", "5")])
+            .unwrap()
+            .source_date_epoch,
+        Some(5)
+    );
+    let text = "FROM busybox\n";
+    assert_eq!(
+        lower(text, &[("SOURCE_DATE_EPOCH", "7")])
+            .unwrap()
+            .source_date_epoch,
+        Some(7)
+    );
+    assert_eq!(lower(text, &[]).unwrap().source_date_epoch, None);
+    // A stage ARG default does not set it (BuildKit reads build-args and global ARGs only).
+    let text = "FROM busybox\nARG SOURCE_DATE_EPOCH=9\n";
+    assert_eq!(lower(text, &[]).unwrap().source_date_epoch, None);
+}
