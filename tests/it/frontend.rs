@@ -643,3 +643,19 @@ fn changing_a_proxy_build_arg_keeps_run_cached() {
     let b = build_to(&f, "b", &["--build-arg", "V=2"]);
     assert_ne!(text(&a, "/random"), text(&b, "/random"));
 }
+
+#[test]
+fn onbuild_run_cache_mount_shares_the_cache_with_later_runs() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@ AS parent\n\
+         ONBUILD RUN --mount=type=cache,target=/cache echo from-trigger > /cache/f\n\
+         FROM parent\n\
+         RUN --mount=type=cache,target=/cache cat /cache/f > /seen\n",
+    );
+    let image = build(&f, &[]);
+    assert_eq!(text(&image, "/seen"), "from-trigger\n");
+    // The cache mount's contents are not in the image.
+    assert!(image.file("/cache/f").expect("read layers").is_none());
+}

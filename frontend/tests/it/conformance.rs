@@ -330,3 +330,31 @@ fn source_date_epoch_reaches_the_graph() {
     let text = "FROM busybox\nARG SOURCE_DATE_EPOCH=9\n";
     assert_eq!(lower(text, &[]).unwrap().source_date_epoch, None);
 }
+
+/// 12.7: FROM uses platform ARGs undeclared (in the image name too); build-args override
+/// them, also where a stage redeclares one.
+#[test]
+fn platform_args_in_from_names_and_overridden_by_build_args() {
+    let r = FakeResolver::default();
+    let text = "FROM busybox:${TARGETOS}-${TARGETARCH}${TARGETVARIANT:+-$TARGETVARIANT}\nARG TARGETARCH\nARG BUILDOS\nRUN true\n";
+    let g = build_graph(text, &opts(&[], None), &r).unwrap();
+    assert_eq!(
+        r.calls.borrow().keys().cloned().collect::<Vec<_>>(),
+        vec!["busybox:linux-amd64".to_string()]
+    );
+    let env = &execs(&g)[0].env;
+    assert!(env.contains(&"TARGETARCH=amd64".to_string()), "{env:?}");
+    assert!(env.contains(&"BUILDOS=linux".to_string()), "{env:?}");
+    let r = FakeResolver::default();
+    let g = build_graph(
+        text,
+        &opts(&[("TARGETARCH", "arm64"), ("TARGETVARIANT", "v8")], None),
+        &r,
+    )
+    .unwrap();
+    assert_eq!(
+        r.calls.borrow().keys().cloned().collect::<Vec<_>>(),
+        vec!["busybox:linux-arm64-v8".to_string()]
+    );
+    assert!(execs(&g)[0].env.contains(&"TARGETARCH=arm64".to_string()));
+}
