@@ -4,6 +4,7 @@
 
 mod cache;
 mod common;
+mod conformance4;
 mod context;
 mod copy_add;
 mod entitlements;
