@@ -13,7 +13,17 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 start=$(date +%s)
 cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+# Keep cargo's own output, and add up its "test result:" lines for the closing summary.
+cargo test --workspace --no-fail-fast 2>&1 | tee "$results"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+if [ "$status" -ne 0 ]; then
+  echo "test: $passed passed, $failed failed"
+  exit "$status"
+fi
 
 # Fuzz the Dockerfile parser (parse + lower) and the word lexer for a fixed time each; any
 # panic, or an input running over 10 s (a hang), fails the script. cargo-fuzz needs nightly
@@ -42,4 +52,5 @@ fuzz_seconds="${KILN_FUZZ_SECONDS:-20}"
     rm -rf "$corpus" "$log"
   done
 )
-echo "test: all tests passed in $(( $(date +%s) - start ))s" >&2
+echo "test: all tests and fuzzing passed in $(( $(date +%s) - start ))s" >&2
+echo "test: $passed passed, $failed failed"
