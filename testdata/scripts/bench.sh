@@ -99,7 +99,24 @@ for s in $scenarios; do
   case $s in
     two-stage) cold_and_noop "2-stage" "$top/testdata/bench/two-stage" ;;
     parallel8) cold_and_noop "8 × sleep 1 stages" "$top/testdata/bench/parallel8" ;;
-    run20) cold_and_noop "20 × RUN true" "$top/testdata/bench/run20" ;;
+    run20)
+      cold_and_noop "20 × RUN true" "$top/testdata/bench/run20"
+      # The floor: runc alone starting `true` 20 times in a busybox bundle (no overlay, no
+      # layer export), the container runtime BuildKit and buildah use here.
+      if [[ " $PEERS " == *" buildah "* || " $PEERS " == *" docker "* ]]; then
+        rm -rf "$work/rb"; mkdir -p "$work/rb"
+        skopeo copy -q --src-tls-verify=false "docker://$BASE" "oci:$work/rb/img:latest" >/dev/null
+        umoci unpack -q --image "$work/rb/img:latest" "$work/rb/bundle" >/dev/null 2>&1 || \
+          umoci unpack --image "$work/rb/img:latest" "$work/rb/bundle" >/dev/null
+        python3 - "$work/rb/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+json.dump(c, open(p, "w"))
+PY
+        runc20() { for i in $(seq 20); do runc --root "$work/rb/state" run --bundle "$work/rb/bundle" "kb$i" >/dev/null; done; }
+        measure "20 × runc run true" runc runc20
+      fi ;;
     ctx10k)
       ctx="$work/ctx10k"; rm -rf "$ctx"; mkdir -p "$ctx"
       cp "$top/testdata/bench/ctx10k/Dockerfile" "$ctx/"
