@@ -353,3 +353,67 @@ fn context_changes_between_builds() {
     let dest = format!("type=oci,dest={}", f.out("x.tar").display());
     f.build(&["-o", &dest]).fails_with(1).shows("need.txt");
 }
+
+/// A tar holding one file `name` with `data`.
+fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).expect("path");
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).expect("append");
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn add_wildcard_archives_dockerignored_dockerfile_and_flag_errors() {
+    let f = Fixture::empty();
+    std::fs::write(f.ctx().join("one.tar"), tar_of("a/one", b"1")).expect("write");
+    std::fs::write(f.ctx().join("two.tar"), tar_of("b/two", b"2")).expect("write");
+    f.write("keep.txt", "k")
+        .write(".dockerignore", "Dockerfile\n.dockerignore\n*.tar\n!one.tar\n!two.tar\n")
+        .write(
+            "Dockerfile",
+            "FROM @BASE@ AS base\n\
+             RUN mkdir -p /out/lib && echo data > /out/lib/f && ln -s /out/lib /abs && ln -s lib /out/rel\n\
+             FROM @BASE@\n\
+             ADD *.tar /dest/\n\
+             COPY . /ctx/\n\
+             COPY --from=base /abs/f /via-abs\n\
+             COPY --from=base /out/rel/f /via-rel\n",
+        );
+    let (image, _) = build(&f, "img", &[]);
+    // 5.7 every matching archive is extracted.
+    assert_eq!(text(&image, "dest/a/one"), "1");
+    assert_eq!(text(&image, "dest/b/two"), "2");
+    // 13.1 a .dockerignore listing Dockerfile and itself keeps them out of COPY.
+    assert_eq!(
+        paths_under(&image, "ctx/"),
+        ["ctx/keep.txt", "ctx/one.tar", "ctx/two.tar"]
+    );
+    // 3.14 COPY --from follows absolute and relative symlinks inside the stage.
+    assert_eq!(text(&image, "via-abs"), "data\n");
+    assert_eq!(text(&image, "via-rel"), "data\n");
+
+    let dest = format!("type=oci,dest={}", f.out("x.tar").display());
+    // 3.12 ADD's --chmod has COPY's error text.
+    f.write("Dockerfile", "FROM @BASE@\nADD --chmod=64a keep.txt /x\n");
+    f.build(&["-o", &dest])
+        .fails_with(1)
+        .shows("invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777");
+    // 5.10 --checksum needs an HTTP(S) or Git source.
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef keep.txt /x\n",
+    );
+    f.build(&["-o", &dest])
+        .fails_with(1)
+        .shows("checksum requires HTTP(S) or Git sources");
+    // 13.2 a .dockerignore of a lone `!` fails at once.
+    f.write(".dockerignore", "!\n");
+    f.write("Dockerfile", "FROM @BASE@\nCOPY keep.txt /x\n");
+    f.build(&["-o", &dest])
+        .fails_with(1)
+        .shows("illegal exclusion pattern");
+}
