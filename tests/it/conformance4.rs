@@ -372,6 +372,8 @@ fn add_wildcard_archives_dockerignored_dockerfile_and_flag_errors() {
     std::fs::write(f.ctx().join("one.tar"), tar_of("a/one", b"1")).expect("write");
     std::fs::write(f.ctx().join("two.tar"), tar_of("b/two", b"2")).expect("write");
     f.write("keep.txt", "k")
+        .write("docs/a.md", "a")
+        .write("docs/b.txt", "b")
         .write(".dockerignore", "Dockerfile\n.dockerignore\n*.tar\n!one.tar\n!two.tar\n")
         .write(
             "Dockerfile",
@@ -379,6 +381,7 @@ fn add_wildcard_archives_dockerignored_dockerfile_and_flag_errors() {
              RUN mkdir -p /out/lib && echo data > /out/lib/f && ln -s /out/lib /abs && ln -s lib /out/rel\n\
              FROM @BASE@\n\
              ADD *.tar /dest/\n\
+             ADD --exclude=*.md docs /docs/\n\
              COPY . /ctx/\n\
              COPY --from=base /abs/f /via-abs\n\
              COPY --from=base /out/rel/f /via-rel\n",
@@ -390,8 +393,17 @@ fn add_wildcard_archives_dockerignored_dockerfile_and_flag_errors() {
     // 13.1 a .dockerignore listing Dockerfile and itself keeps them out of COPY.
     assert_eq!(
         paths_under(&image, "ctx/"),
-        ["ctx/keep.txt", "ctx/one.tar", "ctx/two.tar"]
+        [
+            "ctx/docs",
+            "ctx/docs/a.md",
+            "ctx/docs/b.txt",
+            "ctx/keep.txt",
+            "ctx/one.tar",
+            "ctx/two.tar"
+        ]
     );
+    // 4.3 ADD honours --exclude.
+    assert_eq!(paths_under(&image, "docs/"), ["docs/b.txt"]);
     // 3.14 COPY --from follows absolute and relative symlinks inside the stage.
     assert_eq!(text(&image, "via-abs"), "data\n");
     assert_eq!(text(&image, "via-rel"), "data\n");
