@@ -35,6 +35,7 @@ pids+=($!)
 for _ in $(seq 300); do [ -s "$work/refs" ] && break; sleep 0.1; done
 BASE=$(head -n1 "$work/refs")
 REG=${BASE%%/*}
+export work BASE REG KILN
 echo "bench: base image $BASE" >&2
 
 if [[ " $PEERS " == *" docker "* ]]; then
@@ -57,7 +58,9 @@ measure() {
   local scen=$1 tool=$2; shift 2
   local t0 t1 rss
   t0=$(date +%s.%N)
-  if ! /usr/bin/time -f '%M' -o "$work/time" "$@" >"$work/last.log" 2>&1; then
+  # GNU time runs programs, not shell functions: hand it a bash that knows ours.
+  export -f $(compgen -A function)
+  if ! /usr/bin/time -f '%M' -o "$work/time" bash -c '"$@"' _ "$@" >"$work/last.log" 2>&1; then
     echo "bench: $scen/$tool failed; log:" >&2; tail -20 "$work/last.log" >&2
     printf '| %s | %s | failed | |\n' "$scen" "$tool" | tee -a "$results"
     return 0
