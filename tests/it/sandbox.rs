@@ -217,3 +217,20 @@ fn dockerfile_with_150_steps_builds() {
         image.layers.len()
     );
 }
+
+#[test]
+fn the_same_layer_twice_in_a_stack_mounts() {
+    // Two identical COPY steps give one layer twice; overlayfs refuses a repeated lower dir
+    // (ELOOP), so the RUN after them only works when the stack is de-duplicated.
+    let f = Fixture::empty();
+    f.write("f", "same\n");
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nCOPY f /t/\nCOPY f /t/\nRUN cat /t/f > /seen\n",
+    );
+    let image = oci_dir(&f, "twice", &[]);
+    assert_eq!(
+        image.file("seen").expect("read layers").as_deref(),
+        Some(&b"same\n"[..])
+    );
+}

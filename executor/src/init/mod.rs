@@ -97,6 +97,15 @@ pub(crate) fn mount_overlay(
     // Relative lower dirs keep 150 layers inside one page of options.
     std::env::set_current_dir(snapshots_dir)
         .map_err(|e| format!("chdir {}: {e}", snapshots_dir.display()))?;
+    // The same layer twice in a stack (`COPY f /t/` twice gives two identical layers) makes
+    // overlayfs fail with ELOOP. Only the topmost copy matters: everything the lower copy
+    // holds is shadowed by the upper one, so dropping it gives the same tree.
+    let mut seen = std::collections::HashSet::new();
+    let lowers: Vec<&str> = lowers
+        .iter()
+        .map(String::as_str)
+        .filter(|l| seen.insert(*l))
+        .collect();
     let mut base = format!("lowerdir={}", lowers.join(":"));
     if let Some((upper, work)) = upper_work {
         base.push_str(&format!(
