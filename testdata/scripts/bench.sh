@@ -121,7 +121,7 @@ PY
         measure "20 × runc run true" runc runc20
       fi ;;
     ctx10k)
-      ctx="$work/ctx10k"; rm -rf "$ctx"; mkdir -p "$ctx"
+      export ctx="$work/ctx10k"; rm -rf "$ctx"; mkdir -p "$ctx"
       cp "$top/testdata/bench/ctx10k/Dockerfile" "$ctx/"
       for d in $(seq 0 99); do mkdir "$ctx/d$d"; for f in $(seq 0 99); do echo "file $d $f" > "$ctx/d$d/f$f"; done; done
       for tool in $PEERS; do
@@ -136,7 +136,7 @@ PY
         find "$ctx" -type f -exec touch {} +; measure "10k files all touched" "$tool" b
       done ;;
     big-copy)
-      ctx="$work/big"; rm -rf "$ctx"; mkdir -p "$ctx"
+      export ctx="$work/big"; rm -rf "$ctx"; mkdir -p "$ctx"
       cp "$top/testdata/bench/big-copy/Dockerfile" "$ctx/"
       head -c 1G /dev/urandom > "$ctx/big"
       for tool in $PEERS; do
