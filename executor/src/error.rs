@@ -58,6 +58,14 @@ pub enum ExecutorError {
         reason: String,
     },
     /// The sandbox init could not be started or failed before the command ran.
+    /// Fetching a remote ADD source (URL or git repository) failed.
+    #[error("{remote}: {reason}")]
+    Fetch {
+        /// The URL or repository.
+        remote: String,
+        /// What went wrong (BuildKit's wording for checksum mismatches).
+        reason: String,
+    },
     #[error("sandbox: {0}")]
     Sandbox(String),
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_ir::{
-    ExecIo, ExecMount, ExecOp, FileOp, FileSource, LayerRef, NetworkMode, NodeId, ProgressSink,
-    ResolvedImage, Worker, WorkerError,
+    ExecIo, ExecMount, ExecOp, Fetched, FileOp, FileSource, LayerRef, NetworkMode, NodeId,
+    ProgressSink, ResolvedImage, SourceOp, Worker, WorkerError,
 };
 use kiln_oci::layer::{write_layer_from_upper, Compression};
 use kiln_oci::registry::RegistryClient;
@@ -284,6 +284,26 @@ fn resolv_conf() -> Vec<u8> {
 }
 
 impl Worker for Executor {
+    fn fetch(
+        &self,
+        source: &SourceOp,
+        _node: NodeId,
+        _progress: &dyn ProgressSink,
+    ) -> Result<Fetched, WorkerError> {
+        let downloads = self.root.join("downloads");
+        std::fs::create_dir_all(&downloads).map_err(ExecutorError::io(&downloads))?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        Ok(match source {
+            SourceOp::Http(h) => crate::remote::fetch_http(&downloads, seq, &self.runtime, h)?,
+            SourceOp::Git(g) => crate::remote::fetch_git(&downloads, seq, g)?,
+            other => {
+                return Err(WorkerError::Other(format!(
+                    "not a remote source: {other:?}"
+                )))
+            }
+        })
+    }
+
     fn pull(
         &self,
         image: &ResolvedImage,

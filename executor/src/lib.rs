@@ -18,6 +18,7 @@ mod fileop;
 mod init;
 mod mounts;
 mod process;
+mod remote;
 mod snapshots;
 mod spec;
 mod users;

@@ -81,6 +81,8 @@ fn summary(g: &Graph) -> String {
                 writeln!(out, "    image {}", img.reference).unwrap()
             }
             Op::Source(SourceOp::Context(c)) => writeln!(out, "    context {:?}", c.name).unwrap(),
+            Op::Source(SourceOp::Http(h)) => writeln!(out, "    http {:?}", h.url).unwrap(),
+            Op::Source(SourceOp::Git(g)) => writeln!(out, "    git {:?}", g.remote).unwrap(),
             Op::Exec(e) => {
                 writeln!(out, "    exec args: {:?}", e.args).unwrap();
                 writeln!(out, "    env: {:?}", e.env).unwrap();

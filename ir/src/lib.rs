@@ -11,9 +11,10 @@ mod worker;
 pub use graph::{Graph, HistoryStep, Node, NodeId, Span, Stage};
 pub use ops::{
     CacheSharing, Chown, ContextSource, CopyAction, ExecMount, ExecOp, FileAction, FileOp,
-    LayerDesc, MkdirAction, MkfileAction, NetworkMode, Op, ResolvedImage, SecurityMode, SourceOp,
+    GitSource, HttpSource, LayerDesc, MkdirAction, MkfileAction, NetworkMode, Op, ResolvedImage,
+    SecurityMode, SourceOp,
 };
 pub use worker::{
-    ContextEntry, ContextFiles, ExecIo, FileSource, LayerRef, ProgressEvent, ProgressSink, Worker,
-    WorkerError,
+    ContextEntry, ContextFiles, ExecIo, Fetched, FileSource, LayerRef, ProgressEvent, ProgressSink,
+    Worker, WorkerError,
 };

@@ -27,6 +27,37 @@ pub enum SourceOp {
     Image(ResolvedImage),
     /// A local build context (only usable as a COPY source).
     Context(ContextSource),
+    /// `ADD https://…`: one downloaded file (only usable as a COPY source).
+    Http(HttpSource),
+    /// `ADD <git repository>`: a checked-out tree (only usable as a COPY source).
+    Git(GitSource),
+}
+
+/// A file fetched over HTTP(S), as BuildKit's `llb.HTTP`: mode 0600, mtime from
+/// `Last-Modified`, named `filename` at the root of the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSource {
+    /// The URL as written after expansion.
+    pub url: String,
+    /// `--checksum=sha256:…`: the content must have this digest.
+    pub checksum: Option<String>,
+    /// Name of the file at the root of the source (the URL path's basename).
+    pub filename: String,
+}
+
+/// A git repository checked out at one commit, as BuildKit's `llb.Git`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitSource {
+    /// Remote URL without the `#fragment` and kiln/BuildKit query parameters.
+    pub remote: String,
+    /// Branch, tag or commit to check out; `None` means the remote's HEAD.
+    pub reference: Option<String>,
+    /// Directory of the repository that becomes the source root (`""` for the top).
+    pub subdir: String,
+    /// `--keep-git-dir`: keep `.git` in the source.
+    pub keep_git_dir: bool,
+    /// `--checksum=<commit>`: the resolved commit must match (full sha or prefix).
+    pub checksum: Option<String>,
 }
 
 /// A registry image resolved to one platform's manifest.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ExecOp, FileOp, NodeId, ResolvedImage};
+use crate::{ExecOp, FileOp, NodeId, ResolvedImage, SourceOp};
 use kiln_oci::Digest;
 
 /// A layer known to the store: its blob and its unpacked identity.
@@ -47,6 +47,16 @@ pub enum FileSource {
     Layers(Vec<LayerRef>),
     /// A local context, already filtered by `.dockerignore`.
     Context(Arc<ContextFiles>),
+}
+
+/// A remote source (`ADD` of a URL or a git repository) fetched to local files.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// What the fetch produced: a directory tree listed like a context.
+    pub files: Arc<ContextFiles>,
+    /// Identity of the fetched content (a content digest, or the resolved commit and
+    /// options): it keys the COPY that reads it.
+    pub digest: String,
 }
 
 /// Progress of one node, as the solver and the worker report it.
@@ -160,4 +170,17 @@ pub trait Worker: Send + Sync {
         sources: &[FileSource],
         io: &ExecIo<'_>,
     ) -> Result<Option<LayerRef>, WorkerError>;
+
+    /// Fetches a remote source (`SourceOp::Http` or `SourceOp::Git`) into local files.
+    /// Workers that cannot fetch refuse.
+    fn fetch(
+        &self,
+        source: &SourceOp,
+        _node: NodeId,
+        _progress: &dyn ProgressSink,
+    ) -> Result<Fetched, WorkerError> {
+        Err(WorkerError::Other(format!(
+            "this worker cannot fetch remote sources ({source:?})"
+        )))
+    }
 }

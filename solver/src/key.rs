@@ -74,6 +74,9 @@ enum Preimage<'a> {
     Context {
         name: &'a str,
     },
+    Remote {
+        digest: &'a str,
+    },
     Image {
         chain_id: String,
         os: &'a str,
@@ -125,6 +128,11 @@ pub(crate) fn scratch() -> Result<Keyed, serde_json::Error> {
 
 pub(crate) fn context(name: &str) -> Result<Keyed, serde_json::Error> {
     hash_json(&Preimage::Context { name })
+}
+
+/// A fetched remote source, keyed by what was fetched.
+pub(crate) fn remote(digest: &str) -> Result<Keyed, serde_json::Error> {
+    hash_json(&Preimage::Remote { digest })
 }
 
 pub(crate) fn image(img: &ResolvedImage) -> Result<Keyed, serde_json::Error> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kiln_ir::{
-    ContextFiles, ExecIo, ExecMount, FileAction, FileSource, LayerRef, Node, NodeId, Op,
+    ContextFiles, ExecIo, ExecMount, Fetched, FileAction, FileSource, LayerRef, Node, NodeId, Op,
     ProgressEvent, ProgressSink, SourceOp, Worker, WorkerError,
 };
 
@@ -47,6 +47,8 @@ pub(crate) struct Input {
     pub(crate) output: NodeOutput,
     /// The context name when the node is a local context source.
     pub(crate) context: Option<String>,
+    /// The fetched files when the node is a remote source (`ADD` of a URL or git repository).
+    pub(crate) fetched: Option<Fetched>,
 }
 
 /// Runs one node, reporting progress.
@@ -86,9 +88,10 @@ fn run_inner(
             Some(Input {
                 output,
                 context: None,
+                fetched: None,
             }) => Ok(output),
             Some(_) => Err(SolveErrorKind::InvalidGraph(format!(
-                "input {i} of node {id} is a local context, not a filesystem"
+                "input {i} of node {id} is a local context or remote source, not a filesystem"
             ))),
             None => Err(SolveErrorKind::InvalidGraph(format!(
                 "node {id} has no input {i}"
@@ -98,6 +101,7 @@ fn run_inner(
     let plain = |output| Input {
         output,
         context: None,
+        fetched: None,
     };
     match &node.op {
         Op::Source(SourceOp::Scratch) => {
@@ -123,6 +127,24 @@ fn run_inner(
                     cache_key: keyed.key,
                 },
                 context: Some(cs.name.clone()),
+                fetched: None,
+            })
+        }
+        Op::Source(source @ (SourceOp::Http(_) | SourceOp::Git(_))) => {
+            // Always fetched: the content (or resolved commit) is what keys the COPY reading it.
+            let fetched = env.worker.fetch(source, id, env.progress.as_ref())?;
+            let keyed = key::remote(&fetched.digest).map_err(encode)?;
+            let (record, cached) = record_without_work(env, &keyed)?;
+            Ok(Input {
+                output: NodeOutput {
+                    rootfs: Vec::new(),
+                    layer: None,
+                    created: record.created,
+                    cached,
+                    cache_key: keyed.key,
+                },
+                context: None,
+                fetched: Some(fetched),
             })
         }
         Op::Source(SourceOp::Image(img)) => {
@@ -179,6 +201,11 @@ fn run_inner(
             let mut sources = Vec::new();
             let mut source_keys = Vec::new();
             for (i, input) in inputs.iter().enumerate().skip(1) {
+                if let Some(f) = &input.fetched {
+                    source_keys.push(SourceKey::Node(input.output.cache_key.clone()));
+                    sources.push(FileSource::Context(f.files.clone()));
+                    continue;
+                }
                 match &input.context {
                     Some(name) => {
                         let ctx = load_context(env, name)?;
@@ -224,6 +251,12 @@ fn mount_source(
     op: &kiln_ir::ExecOp,
     i: usize,
 ) -> Result<(SourceKey, FileSource), SolveErrorKind> {
+    if let Some(f) = &input.fetched {
+        return Ok((
+            SourceKey::Node(input.output.cache_key.clone()),
+            FileSource::Context(f.files.clone()),
+        ));
+    }
     let Some(name) = &input.context else {
         return Ok((
             SourceKey::Node(input.output.cache_key.clone()),

@@ -2,6 +2,7 @@
 //! umoci and dockerd (see `kiln-testsupport`). Every test reads the image it produced.
 #![allow(clippy::unwrap_used)]
 
+mod add_remote;
 mod cache;
 mod common;
 mod conformance4;

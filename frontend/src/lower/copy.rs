@@ -1,9 +1,10 @@
 //! COPY and ADD (local files, stages, images, heredoc files), as BuildKit's `dispatchCopy`.
 
-use kiln_ir::{CopyAction, FileAction, FileOp, MkfileAction, NodeId, Op};
+use kiln_ir::{CopyAction, FileAction, FileOp, MkfileAction, NodeId, Op, SourceOp};
 
 use super::dispatch::{chown, Ctx};
 use super::format;
+use super::remote::{self, Remote};
 use super::{FromRef, StageState};
 use crate::error::FrontendError;
 use crate::instructions::{Add, Chmod, Copy};
@@ -18,6 +19,15 @@ fn heredoc_path(dest: &str, name: &str) -> String {
         format!("{dest}{name}")
     } else {
         dest.to_string()
+    }
+}
+
+/// `algorithm:hex` as an OCI digest (`sha256:` plus 64 hex digits, or another algorithm).
+fn is_digest(s: &str) -> bool {
+    match s.split_once(':') {
+        Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        Some((alg, hex)) => !alg.is_empty() && !hex.is_empty(),
+        None => false,
     }
 }
 
@@ -40,27 +50,43 @@ pub(super) fn copy(
         .iter()
         .map(|s| cx.expand(st, s))
         .collect::<Result<Vec<_>, _>>()?;
+    // ADD's URLs and git repositories each become a source node of their own.
+    let mut remotes = Vec::new();
+    let mut locals = Vec::new();
     for s in &sources {
-        let remote = s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@");
-        if remote && !add {
-            return Err(cx.err("source can't be a URL for COPY"));
+        if !add {
+            if remote::is_remote(s) {
+                return Err(cx.err("source can't be a URL for COPY"));
+            }
+            locals.push(s.clone());
+            continue;
         }
-        if remote {
-            return Err(cx.err(format!(
-                "ADD from a URL or git repository ({s}) is not supported by kiln yet"
-            )));
+        match remote::classify(s).map_err(|e| cx.err(e))? {
+            Remote::Local => locals.push(s.clone()),
+            r => remotes.push(r),
         }
     }
-    if add_flags.is_some_and(|a| a.checksum.is_some()) && !sources.is_empty() {
+    let checksum = add_flags
+        .and_then(|a| a.checksum.as_deref())
+        .map(|s| cx.expand(st, s))
+        .transpose()?;
+    if checksum.is_some() && (!locals.is_empty() || remotes.is_empty()) {
         return Err(cx.err("checksum requires HTTP(S) or Git sources"));
     }
+    if let Some(sum) = checksum.as_deref() {
+        if remotes.iter().any(|r| matches!(r, Remote::Http(_))) && !is_digest(sum) {
+            return Err(cx.err(format!("invalid checksum digest format: {sum}")));
+        }
+    }
     let unpack = add_flags.is_some_and(|a| a.unpack.unwrap_or(true));
+    let unpack_remote = add_flags.is_some_and(|a| a.unpack.unwrap_or(false));
+    let keep_git_dir = add_flags.is_some_and(|a| a.keep_git_dir.unwrap_or(false));
     let exclude = c
         .exclude
         .iter()
         .map(|s| cx.expand(st, s))
         .collect::<Result<Vec<_>, _>>()?;
-    let source = if sources.is_empty() {
+    let source = if locals.is_empty() {
         None
     } else {
         Some(match (&c.from, dep) {
@@ -114,6 +140,11 @@ pub(super) fn copy(
     msg.push_str(&format!(" {} # buildkit", dest_raw));
 
     let dest = format::copy_dest(&st.cwd, &dest_raw);
+    if remotes.len() + locals.len() > 1 && !dest.ends_with('/') {
+        return Err(cx.err(format!(
+            "When using {keyword} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
     let owner = chown_spec.as_deref().filter(|s| !s.is_empty()).map(chown);
     let mut actions = Vec::new();
     let mut inputs: Vec<NodeId> = vec![st.last];
@@ -121,13 +152,49 @@ pub(super) fn copy(
         inputs.push(src);
         actions.push(FileAction::Copy(CopyAction {
             source_input: 1,
-            sources,
+            sources: locals,
             dest: dest.clone(),
             chown: owner.clone(),
             chmod,
             chmod_symbolic: chmod_symbolic.clone(),
-            exclude,
+            exclude: exclude.clone(),
             parents: c.parents,
+            link: c.link,
+            unpack,
+        }));
+    }
+    for r in remotes {
+        let (op, copied, unpack) = match r {
+            Remote::Http(mut h) => {
+                h.checksum = checksum.clone();
+                let name = h.filename.clone();
+                (SourceOp::Http(h), name, unpack_remote)
+            }
+            Remote::Git(mut g) => {
+                g.checksum = checksum.clone();
+                g.keep_git_dir = keep_git_dir;
+                (SourceOp::Git(g), ".".to_string(), false)
+            }
+            Remote::Local => continue,
+        };
+        let label = match &op {
+            SourceOp::Http(h) => h.url.clone(),
+            SourceOp::Git(g) => g.remote.clone(),
+            _ => String::new(),
+        };
+        let src = cx
+            .lw
+            .add_node(Op::Source(op), vec![], label, Some(cx.cmd.span), cx.stage);
+        inputs.push(src);
+        actions.push(FileAction::Copy(CopyAction {
+            source_input: inputs.len() - 1,
+            sources: vec![copied],
+            dest: dest.clone(),
+            chown: owner.clone(),
+            chmod,
+            chmod_symbolic: chmod_symbolic.clone(),
+            exclude: exclude.clone(),
+            parents: false,
             link: c.link,
             unpack,
         }));

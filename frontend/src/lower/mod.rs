@@ -6,6 +6,7 @@
 mod copy;
 mod dispatch;
 mod format;
+mod remote;
 mod run;
 
 use std::collections::{BTreeMap, HashMap};

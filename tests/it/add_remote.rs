@@ -1,0 +1,347 @@
+//! ADD of HTTP(S) URLs and git repositories end to end, against an HTTP server (std::net)
+//! and `git daemon` started on loopback by each test; each read from the built layers.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+
+use kiln_testsupport::{EntryKind, Image, LayerEntry};
+
+use crate::common::Fixture;
+
+type Files = Arc<Mutex<HashMap<String, (Vec<u8>, Option<String>)>>>;
+
+/// Serves `files` (path → body, Last-Modified) on 127.0.0.1 until the process ends.
+fn http_server(files: Files) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&req).into_owned();
+            let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let found = files.lock().unwrap().get(&path).cloned();
+            let resp = match found {
+                Some((body, lm)) => {
+                    let mut h = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len());
+                    if let Some(lm) = lm {
+                        h.push_str(&format!("Last-Modified: {lm}\r\n"));
+                    }
+                    h.push_str("Connection: close\r\n\r\n");
+                    let mut v = h.into_bytes();
+                    v.extend_from_slice(&body);
+                    v
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = conn.write_all(&resp);
+        }
+    });
+    port
+}
+
+/// `git daemon` on loopback, killed on drop.
+struct GitDaemon {
+    child: Child,
+    url: String,
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .env("GIT_AUTHOR_DATE", "1600000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1600000000 +0000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `<base>/repo.git`: commit 1 (a.txt "one", tag v1), commit 2 (a.txt "two", sub/b.txt,
+/// sub/run.sh 0755) on `main`, served by `git daemon`. Returns the daemon and both commits.
+fn repo(base: &Path) -> (GitDaemon, String, String) {
+    let work = base.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("a.txt"), "one").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    let c1 = git(&work, &["rev-parse", "HEAD"]);
+    std::fs::write(work.join("a.txt"), "two").unwrap();
+    std::fs::create_dir(work.join("sub")).unwrap();
+    std::fs::write(work.join("sub/b.txt"), "b").unwrap();
+    std::fs::write(work.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(work.join("sub/run.sh"), PermissionsExt::from_mode(0o755)).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "two"]);
+    let c2 = git(&work, &["rev-parse", "HEAD"]);
+    git(base, &["clone", "-q", "--bare", "work", "repo.git"]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("git")
+        .arg("daemon")
+        .arg("--export-all")
+        .arg("--reuseaddr")
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .spawn()
+        .expect("git daemon");
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let daemon = GitDaemon {
+        child,
+        url: format!("git://127.0.0.1:{port}"),
+    };
+    (daemon, c1, c2)
+}
+
+fn build(f: &Fixture<'_>, name: &str) -> Image {
+    let dir = f.out(name);
+    f.build(&["-o", &format!("type=oci,dest={},tar=false", dir.display())])
+        .ok();
+    Image::from_oci_dir(&dir).expect("read OCI dir")
+}
+
+fn entry(image: &Image, path: &str) -> Option<LayerEntry> {
+    image
+        .entries()
+        .expect("layers")
+        .into_iter()
+        .rev()
+        .find(|e| e.path == path)
+}
+
+fn has_under(image: &Image, prefix: &str) -> bool {
+    image
+        .entries()
+        .expect("layers")
+        .iter()
+        .any(|e| e.path.starts_with(prefix))
+}
+
+fn targz(path: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o640);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn add_url_downloads_with_name_mode_mtime_checksum_and_unpack() {
+    let files: Files = Arc::default();
+    let lm = Some("Sun, 06 Nov 1994 08:49:37 GMT".to_string());
+    files.lock().unwrap().insert(
+        "/dl/file.tgz".into(),
+        (targz("pkg/file", b"data"), lm.clone()),
+    );
+    files
+        .lock()
+        .unwrap()
+        .insert("/plain".into(), (b"plain v1".to_vec(), None));
+    let port = http_server(files.clone());
+    let u = format!("http://127.0.0.1:{port}");
+    let good = kiln_oci::Digest::of(b"plain v1");
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM @BASE@\n\
+             ADD {u}/dl/file.tgz /dl/\n\
+             ADD {u}/dl/file.tgz /named\n\
+             ADD --chmod=644 --chown=1:2 {u}/dl/file.tgz /chm/\n\
+             ADD --unpack=true {u}/dl/file.tgz /unp/\n\
+             ADD --checksum={good} {u}/plain /sum/\n"
+        ),
+    );
+    let image = build(&f, "url");
+    let e = entry(&image, "dl/file.tgz").expect("downloaded into the dir");
+    assert_eq!(e.kind, EntryKind::File);
+    assert_eq!((e.mode, e.uid, e.gid, e.mtime), (0o600, 0, 0, 784111777));
+    assert_eq!(e.content, targz("pkg/file", b"data"));
+    assert!(!has_under(&image, "dl/pkg"), "not unpacked by default");
+    let e = entry(&image, "named").expect("downloaded as the dest name");
+    assert_eq!(e.kind, EntryKind::File);
+    let e = entry(&image, "chm/file.tgz").expect("chmod/chown");
+    assert_eq!((e.mode, e.uid, e.gid), (0o644, 1, 2));
+    let e = entry(&image, "unp/pkg/file").expect("--unpack=true extracts");
+    assert_eq!(e.content, b"data");
+    assert_eq!(entry(&image, "sum/plain").unwrap().content, b"plain v1");
+    assert_eq!(entry(&image, "sum/plain").unwrap().mtime, 0);
+
+    // New content at the same URL is fetched again (not a stale cache hit).
+    let g = Fixture::empty();
+    g.write("Dockerfile", &format!("FROM @BASE@\nADD {u}/plain /p/\n"));
+    let root = g.root();
+    let first = g.out("p1");
+    g.build_with_root(
+        &root,
+        &[
+            "-o",
+            &format!("type=oci,dest={},tar=false", first.display()),
+        ],
+    )
+    .ok();
+    files
+        .lock()
+        .unwrap()
+        .insert("/plain".into(), (b"plain v2".to_vec(), None));
+    let second = g.out("p2");
+    g.build_with_root(
+        &root,
+        &[
+            "-o",
+            &format!("type=oci,dest={},tar=false", second.display()),
+        ],
+    )
+    .ok();
+    let img = |d: &Path| Image::from_oci_dir(d).expect("oci");
+    assert_eq!(entry(&img(&first), "p/plain").unwrap().content, b"plain v1");
+    assert_eq!(
+        entry(&img(&second), "p/plain").unwrap().content,
+        b"plain v2"
+    );
+
+    // A wrong checksum fails in BuildKit's words.
+    let bad = format!("sha256:{}", "0".repeat(64));
+    let h = Fixture::empty();
+    h.write(
+        "Dockerfile",
+        &format!("FROM @BASE@\nADD --checksum={bad} {u}/plain /x/\n"),
+    );
+    let out = h.build(&[]);
+    assert_ne!(out.code(), Some(0));
+    let want = format!(
+        "digest mismatch {bad}: {}",
+        kiln_oci::Digest::of(b"plain v2")
+    );
+    assert!(out.text().contains(&want), "{}", out.text());
+    // A missing URL fails with the status.
+    let m = Fixture::empty();
+    m.write("Dockerfile", &format!("FROM @BASE@\nADD {u}/nope /x/\n"));
+    let out = m.build(&[]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.text().contains("invalid response status 404"),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn add_git_checks_out_refs_subdirs_and_verifies_checksums() {
+    let base = tempfile::tempdir().unwrap();
+    let (daemon, c1, c2) = repo(base.path());
+    let r = format!("{}/repo.git", daemon.url);
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM @BASE@\n\
+             ADD {r} /src\n\
+             ADD {r}#v1 /v1/\n\
+             ADD {r}#main:sub /sub\n\
+             ADD {r}?tag=v1 /q/\n\
+             ADD {r}?commit={c1}&subdir=/ /c/\n\
+             ADD --keep-git-dir=true {r} /kept\n\
+             ADD --chown=5:6 --checksum={c2} {r}#main:sub /sum/\n"
+        ),
+    );
+    let image = build(&f, "git");
+    let a = entry(&image, "src/a.txt").expect("checked out");
+    assert_eq!(a.content, b"two");
+    assert_eq!((a.mode, a.uid, a.gid, a.mtime), (0o644, 0, 0, 1600000000));
+    let run = entry(&image, "src/sub/run.sh").expect("subdir file");
+    assert_eq!(run.mode, 0o755);
+    assert!(!has_under(&image, "src/.git"), ".git removed by default");
+    assert_eq!(entry(&image, "v1/a.txt").unwrap().content, b"one");
+    assert!(!has_under(&image, "v1/sub"));
+    assert_eq!(entry(&image, "sub/b.txt").unwrap().content, b"b");
+    assert!(entry(&image, "sub/a.txt").is_none());
+    assert_eq!(entry(&image, "q/a.txt").unwrap().content, b"one");
+    assert_eq!(entry(&image, "c/a.txt").unwrap().content, b"one");
+    assert!(entry(&image, "kept/.git/HEAD").is_some(), "--keep-git-dir");
+    let s = entry(&image, "sum/run.sh").expect("checksum ok");
+    assert_eq!((s.uid, s.gid), (5, 6));
+
+    let g = Fixture::empty();
+    g.write(
+        "Dockerfile",
+        &format!("FROM @BASE@\nADD --checksum={c1} {r} /x\n"),
+    );
+    let out = g.build(&[]);
+    assert_ne!(out.code(), Some(0));
+    let want = format!("expected checksum to match {c1}, got {c2}");
+    assert!(out.text().contains(&want), "{}", out.text());
+}
+
+#[test]
+fn add_remote_flag_errors() {
+    let f = Fixture::empty();
+    f.write("a", "a")
+        .write("Dockerfile", "FROM @BASE@\nADD --checksum=sha256:00 a /x\n");
+    let out = f.build(&[]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.text()
+            .contains("checksum requires HTTP(S) or Git sources"),
+        "{}",
+        out.text()
+    );
+    let g = Fixture::empty();
+    g.write(
+        "Dockerfile",
+        "FROM @BASE@\nADD http://127.0.0.1:1/a http://127.0.0.1:1/b /x\n",
+    );
+    let out = g.build(&[]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.text()
+            .contains("When using ADD with more than one source file, the destination must be a directory and end with a /"),
+        "{}",
+        out.text()
+    );
+}
