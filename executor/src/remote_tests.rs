@@ -3,141 +3,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 
 use kiln_ir::{GitSource, HttpSource};
+use kiln_testsupport::{make_git_repo, GitDaemon, HttpServer};
 
 use super::{fetch_git, fetch_http};
 
 /// Serves `files` (path → body, Last-Modified) on 127.0.0.1 until the process ends.
-pub(crate) fn http_server(files: HashMap<String, (Vec<u8>, Option<String>)>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            serve(conn, &files);
-        }
-    });
-    port
-}
-
-fn serve(mut conn: TcpStream, files: &HashMap<String, (Vec<u8>, Option<String>)>) {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&req);
-    let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let resp = match files.get(&path) {
-        Some((body, lm)) => {
-            let mut h = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len());
-            if let Some(lm) = lm {
-                h.push_str(&format!("Last-Modified: {lm}\r\n"));
-            }
-            h.push_str("Connection: close\r\n\r\n");
-            let mut v = h.into_bytes();
-            v.extend_from_slice(body);
-            v
-        }
-        None => {
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-        }
-    };
-    let _ = conn.write_all(&resp);
-}
-
-/// `git daemon` serving `<base>/*.git`, killed on drop.
-pub(crate) struct GitDaemon {
-    child: Child,
-    /// `git://127.0.0.1:PORT`.
-    pub(crate) url: String,
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .env("GIT_AUTHOR_DATE", "1600000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1600000000 +0000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Makes `<base>/repo.git`: commit 1 (a.txt "one", tag v1), commit 2 (a.txt "two",
-/// sub/b.txt, sub/run.sh 0755) on `main`. Returns (commit 1, commit 2).
-pub(crate) fn make_repo(base: &Path) -> (String, String) {
-    let work = base.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    run(&work, &["init", "-q", "-b", "main"]);
-    std::fs::write(work.join("a.txt"), "one").unwrap();
-    run(&work, &["add", "."]);
-    run(&work, &["commit", "-q", "-m", "one"]);
-    run(&work, &["tag", "v1"]);
-    let c1 = run(&work, &["rev-parse", "HEAD"]);
-    std::fs::write(work.join("a.txt"), "two").unwrap();
-    std::fs::create_dir(work.join("sub")).unwrap();
-    std::fs::write(work.join("sub/b.txt"), "b").unwrap();
-    std::fs::write(work.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(work.join("sub/run.sh"), PermissionsExt::from_mode(0o755)).unwrap();
-    run(&work, &["add", "."]);
-    run(&work, &["commit", "-q", "-m", "two"]);
-    let c2 = run(&work, &["rev-parse", "HEAD"]);
-    run(base, &["clone", "-q", "--bare", "work", "repo.git"]);
-    (c1, c2)
-}
-
-/// Starts `git daemon --export-all` on a free loopback port for `base`.
-pub(crate) fn git_daemon(base: &Path) -> GitDaemon {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("git")
-        .arg("daemon")
-        .arg("--export-all")
-        .arg("--reuseaddr")
-        .arg("--listen=127.0.0.1")
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .spawn()
-        .expect("git daemon");
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    GitDaemon {
-        child,
-        url: format!("git://127.0.0.1:{port}"),
-    }
+fn http_server(files: HashMap<String, (Vec<u8>, Option<String>)>) -> u16 {
+    HttpServer::start(Arc::new(Mutex::new(files))).unwrap().port
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -232,8 +109,8 @@ fn http_download_has_name_mode_mtime_and_checked_digest() {
 #[test]
 fn git_checkout_of_refs_subdirs_and_checksums() {
     let base = tempfile::tempdir().unwrap();
-    let (c1, c2) = make_repo(base.path());
-    let daemon = git_daemon(base.path());
+    let (c1, c2) = make_git_repo(base.path()).unwrap();
+    let daemon = GitDaemon::start(base.path()).unwrap();
     let dl = tempfile::tempdir().unwrap();
     let remote = format!("{}/repo.git", daemon.url);
     let src = |reference: Option<&str>, subdir: &str| GitSource {

@@ -16,10 +16,26 @@ cargo build --workspace --all-targets
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 # Keep cargo's own output, and add up its "test result:" lines for the closing summary.
+# The output goes to a file (followed by tail until cargo exits), never to a pipe: a process a
+# test leaked would hold a pipe open and keep this script waiting forever.
 set +e
-cargo test --workspace --no-fail-fast 2>&1 | tee "$results"
-status=${PIPESTATUS[0]}
+cargo test --workspace --no-fail-fast >"$results" 2>&1 &
+test_pid=$!
+tail -n +1 -f --pid="$test_pid" "$results"
+wait "$test_pid"
+status=$?
 set -e
+# Any process still holding the output file open was leaked by a test: name it, stop it, fail.
+leaked=0
+for fd_dir in /proc/[0-9]*/fd; do
+  pid=${fd_dir#/proc/}; pid=${pid%/fd}
+  if ls -l "$fd_dir" 2>/dev/null | grep -qF -- "$results"; then
+    echo "test: process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) outlived the tests" >&2
+    kill -9 "$pid" 2>/dev/null || true
+    leaked=1
+  fi
+done
+if [ "$leaked" -ne 0 ] && [ "$status" -eq 0 ]; then status=1; fi
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 if [ "$status" -ne 0 ]; then

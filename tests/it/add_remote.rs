@@ -1,137 +1,15 @@
 //! ADD of HTTP(S) URLs and git repositories end to end, against an HTTP server (std::net)
 //! and `git daemon` started on loopback by each test; each read from the built layers.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use kiln_testsupport::{EntryKind, Image, LayerEntry};
+use kiln_testsupport::{
+    make_git_repo, EntryKind, GitDaemon, HttpFiles, HttpServer, Image, LayerEntry,
+};
 
 use crate::common::Fixture;
-
-type Files = Arc<Mutex<HashMap<String, (Vec<u8>, Option<String>)>>>;
-
-/// Serves `files` (path → body, Last-Modified) on 127.0.0.1 until the process ends.
-fn http_server(files: Files) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&req).into_owned();
-            let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let found = files.lock().unwrap().get(&path).cloned();
-            let resp = match found {
-                Some((body, lm)) => {
-                    let mut h = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len());
-                    if let Some(lm) = lm {
-                        h.push_str(&format!("Last-Modified: {lm}\r\n"));
-                    }
-                    h.push_str("Connection: close\r\n\r\n");
-                    let mut v = h.into_bytes();
-                    v.extend_from_slice(&body);
-                    v
-                }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_vec(),
-            };
-            let _ = conn.write_all(&resp);
-        }
-    });
-    port
-}
-
-/// `git daemon` on loopback, killed on drop.
-struct GitDaemon {
-    child: Child,
-    url: String,
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .env("GIT_AUTHOR_DATE", "1600000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1600000000 +0000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// `<base>/repo.git`: commit 1 (a.txt "one", tag v1), commit 2 (a.txt "two", sub/b.txt,
-/// sub/run.sh 0755) on `main`, served by `git daemon`. Returns the daemon and both commits.
-fn repo(base: &Path) -> (GitDaemon, String, String) {
-    let work = base.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
-    std::fs::write(work.join("a.txt"), "one").unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "one"]);
-    git(&work, &["tag", "v1"]);
-    let c1 = git(&work, &["rev-parse", "HEAD"]);
-    std::fs::write(work.join("a.txt"), "two").unwrap();
-    std::fs::create_dir(work.join("sub")).unwrap();
-    std::fs::write(work.join("sub/b.txt"), "b").unwrap();
-    std::fs::write(work.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(work.join("sub/run.sh"), PermissionsExt::from_mode(0o755)).unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "two"]);
-    let c2 = git(&work, &["rev-parse", "HEAD"]);
-    git(base, &["clone", "-q", "--bare", "work", "repo.git"]);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("git")
-        .arg("daemon")
-        .arg("--export-all")
-        .arg("--reuseaddr")
-        .arg("--listen=127.0.0.1")
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .spawn()
-        .expect("git daemon");
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let daemon = GitDaemon {
-        child,
-        url: format!("git://127.0.0.1:{port}"),
-    };
-    (daemon, c1, c2)
-}
 
 fn build(f: &Fixture<'_>, name: &str) -> Image {
     let dir = f.out(name);
@@ -172,7 +50,7 @@ fn targz(path: &str, data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn add_url_downloads_with_name_mode_mtime_checksum_and_unpack() {
-    let files: Files = Arc::default();
+    let files: HttpFiles = Arc::default();
     let lm = Some("Sun, 06 Nov 1994 08:49:37 GMT".to_string());
     files.lock().unwrap().insert(
         "/dl/file.tgz".into(),
@@ -182,7 +60,7 @@ fn add_url_downloads_with_name_mode_mtime_checksum_and_unpack() {
         .lock()
         .unwrap()
         .insert("/plain".into(), (b"plain v1".to_vec(), None));
-    let port = http_server(files.clone());
+    let port = HttpServer::start(files.clone()).unwrap().port;
     let u = format!("http://127.0.0.1:{port}");
     let good = kiln_oci::Digest::of(b"plain v1");
     let f = Fixture::empty();
@@ -274,7 +152,8 @@ fn add_url_downloads_with_name_mode_mtime_checksum_and_unpack() {
 #[test]
 fn add_git_checks_out_refs_subdirs_and_verifies_checksums() {
     let base = tempfile::tempdir().unwrap();
-    let (daemon, c1, c2) = repo(base.path());
+    let (c1, c2) = make_git_repo(base.path()).unwrap();
+    let daemon = GitDaemon::start(base.path()).unwrap();
     let r = format!("{}/repo.git", daemon.url);
     let f = Fixture::empty();
     f.write(

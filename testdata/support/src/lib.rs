@@ -5,6 +5,7 @@
 //!   access log.
 //! - [`busybox_image`] and friends build a busybox base image from `/bin/busybox` and push it
 //!   as an OCI manifest, a Docker schema 2 manifest or an image index.
+//! - [`HttpServer`], [`GitDaemon`] and [`make_git_repo`] serve remote sources for ADD.
 //! - [`Dockerd`] runs a private `dockerd` for `docker load` / `docker run` checks.
 //! - [`Image`], [`layer_entries`], [`umoci_unpack`] and [`Tree`] read what a build produced.
 //!
@@ -25,6 +26,7 @@ mod error;
 mod guard;
 mod image;
 mod registry;
+mod remote;
 mod tools;
 mod tree;
 
@@ -39,5 +41,6 @@ pub use image::{
     Unpacked,
 };
 pub use registry::{Registry, RegistryAuth};
+pub use remote::{make_git_repo, GitDaemon, HttpFiles, HttpServer};
 pub use tools::{ensure_tools, run};
 pub use tree::{Node, Tree};
