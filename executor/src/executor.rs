@@ -421,8 +421,12 @@ impl Worker for Executor {
             secrets_dir: (!mounts.specs.is_empty()).then(|| secrets_dir.clone()),
             mounts: mounts.specs,
         });
+        let secrets = match &spec {
+            Spec::Run(r) => mounts::secret_values(&r.mounts),
+            Spec::File(_) => Vec::new(),
+        };
         let spec_path = self.write_spec(&run, &spec)?;
-        let outcome = run_init(&self.init, &spec_path, io)?;
+        let outcome = run_init(&self.init, &spec_path, io, &secrets)?;
         if let Some(failure) = outcome.failure {
             return Err(match failure {
                 InitFailure::Other(m) => WorkerError::Other(format!(
@@ -482,7 +486,7 @@ impl Worker for Executor {
             actions: op.actions.clone(),
         });
         let spec_path = self.write_spec(&run, &spec)?;
-        let outcome = run_init(&self.init, &spec_path, io)?;
+        let outcome = run_init(&self.init, &spec_path, io, &[])?;
         if let Some(failure) = outcome.failure {
             return Err(failure_error(failure));
         }

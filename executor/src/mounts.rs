@@ -237,6 +237,22 @@ pub(crate) fn prepare(
     Ok(out)
 }
 
+/// The values of the secrets `specs` mount, read here only so the RUN's output can be masked
+/// (they stay in memory; an unreadable one is left to the init to report).
+pub(crate) fn secret_values(specs: &[MountSpec]) -> Vec<Vec<u8>> {
+    specs
+        .iter()
+        .filter_map(|s| match s {
+            MountSpec::Secret { from, .. } => match from {
+                SecretFrom::File(p) => std::fs::read(p).ok(),
+                SecretFrom::Env(v) => std::env::var_os(v)
+                    .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()),
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 fn spec_target(spec: &MountSpec) -> Option<&str> {
     match spec {
         MountSpec::Bind { target, .. }

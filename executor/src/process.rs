@@ -1,5 +1,7 @@
-//! Starting the sandbox init, forwarding its output, cancelling it.
+//! Starting the sandbox init, forwarding its output (secret values masked), cancelling it.
 #![allow(unsafe_code)]
+
+mod mask;
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Read;
@@ -93,11 +95,13 @@ impl Tail {
 }
 
 /// Runs the init on `spec_path`, forwarding stdout/stderr as log events, until it exits or
-/// `io.cancel` (or [`cancel_all`]) is set.
+/// `io.cancel` (or [`cancel_all`]) is set. `secrets` are masked in the forwarded output and
+/// in the kept tail.
 pub(crate) fn run_init(
     init: &InitCommand,
     spec_path: &Path,
     io: &ExecIo<'_>,
+    secrets: &[Vec<u8>],
 ) -> Result<Outcome, WorkerError> {
     let other = |m: String| WorkerError::Other(format!("sandbox: {m}"));
     if CANCEL_ALL.load(Ordering::SeqCst) || io.cancel.load(Ordering::SeqCst) {
@@ -160,22 +164,24 @@ pub(crate) fn run_init(
             let progress = io.progress;
             let node = io.node;
             scope.spawn(move || {
+                let mut masker = mask::Masker::new(secrets);
+                let forward = |data: Vec<u8>| {
+                    if data.is_empty() {
+                        return;
+                    }
+                    if let Ok(mut t) = tail.lock() {
+                        t.push(usize::from(stream - 1), &data);
+                    }
+                    progress.event(ProgressEvent::Log { node, stream, data });
+                };
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
                     match reader.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if let Ok(mut t) = tail.lock() {
-                                t.push(usize::from(stream - 1), &buf[..n]);
-                            }
-                            progress.event(ProgressEvent::Log {
-                                node,
-                                stream,
-                                data: buf[..n].to_vec(),
-                            });
-                        }
+                        Ok(n) => forward(masker.push(&buf[..n])),
                     }
                 }
+                forward(masker.finish());
             });
         }
         let status = loop {

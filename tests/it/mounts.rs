@@ -156,9 +156,10 @@ fn secrets_from_file_and_env_never_reach_layers_store_or_logs() {
         "Dockerfile",
         "FROM @BASE@\n\
          RUN --mount=type=secret,id=tok,mode=0440,uid=1000 \
-         sha256sum /run/secrets/tok > /file-sum; ls -ln /run/secrets/tok > /perm\n\
+         sha256sum /run/secrets/tok > /file-sum; ls -ln /run/secrets/tok > /perm; \
+         echo file=$(cat /run/secrets/tok)\n\
          RUN --mount=type=secret,id=envtok,env=TOKEN \
-         echo -n \"$TOKEN\" | sha256sum > /env-sum; echo \"len ${#TOKEN}\"\n\
+         echo -n \"$TOKEN\" | sha256sum > /env-sum; echo \"len ${#TOKEN}\"; echo \"env=$TOKEN\"\n\
          RUN --mount=type=secret,id=absent echo optional > /optional\n",
     );
     let dir = f.out("img");
@@ -198,6 +199,9 @@ fn secrets_from_file_and_env_never_reach_layers_store_or_logs() {
     let fields: Vec<&str> = perm.split_whitespace().collect();
     assert_eq!((fields[0], fields[2]), ("-r--r-----", "1000"), "{perm}");
     assert!(out.text().contains("len 20"), "the RUN saw the env secret");
+    // Values the RUNs print are masked in the progress output.
+    assert!(out.text().contains("file=****"), "{}", out.text());
+    assert!(out.text().contains("env=****"), "{}", out.text());
     for p in ["run/secrets/tok", "run/secrets", "run"] {
         assert!(
             image.file(p).expect("read").is_none(),
@@ -223,6 +227,21 @@ fn secrets_from_file_and_env_never_reach_layers_store_or_logs() {
             assert!(!contains(&bytes, value), "{value} in {}", p.display());
         }
     }
+
+    // A failing RUN that prints the value: masked in the error's output tail too.
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN --mount=type=secret,id=tok cat /run/secrets/tok; exit 3\n",
+    );
+    let out = f.build(&[
+        "--secret",
+        &format!("id=tok,src={}", secret_file.display()),
+        "-o",
+        &format!("type=oci,dest={}", f.out("y.tar").display()),
+    ]);
+    assert_eq!(out.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("****"), "{}", out.text());
+    assert!(!out.text().contains(file_value), "{}", out.text());
 
     // required=true without --secret fails.
     f.write(
