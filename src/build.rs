@@ -233,6 +233,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         allow: opts.allow,
     })?;
     executor.set_session(opts.session.clone());
+    executor.set_fresh_cache_mounts(opts.no_cache);
     let executor = Arc::new(executor);
     let solver = Solver::new(
         &opts.root,

@@ -80,6 +80,8 @@ pub struct Executor {
     allow: Entitlements,
     session: Session,
     seq: AtomicU64,
+    /// Under `--no-cache`: the cache-mount ids already emptied by this build.
+    fresh_caches: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// A run's scratch directory under `<root>/runs/`, removed on drop.
@@ -130,6 +132,7 @@ impl Executor {
             compression: opts.compression,
             allow: opts.allow,
             session: Session::default(),
+            fresh_caches: None,
             seq: AtomicU64::new(0),
         })
     }
@@ -137,6 +140,12 @@ impl Executor {
     /// Sets the secrets and ssh agent sockets `RUN --mount=type=secret|ssh` may use.
     pub fn set_session(&mut self, session: Session) {
         self.session = session;
+    }
+
+    /// Makes each cache mount start empty the first time this build uses it (`--no-cache`,
+    /// as BuildKit does); what the build writes there persists for later builds.
+    pub fn set_fresh_cache_mounts(&mut self, fresh: bool) {
+        self.fresh_caches = fresh.then(Default::default);
     }
 
     /// The content store layers are written to.
@@ -361,6 +370,7 @@ impl Worker for Executor {
                 lowers: &|l| self.lowers(l),
                 session: &self.session,
                 seq: self.seq.fetch_add(1, Ordering::Relaxed),
+                fresh_caches: self.fresh_caches.as_ref(),
             },
             &op.mounts,
             sources,

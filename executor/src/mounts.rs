@@ -49,6 +49,9 @@ pub(crate) struct MountEnv<'a> {
     pub(crate) session: &'a Session,
     /// A unique number for temp dirs.
     pub(crate) seq: u64,
+    /// Under `--no-cache`: cache ids already emptied by this build (the others are emptied
+    /// on first use).
+    pub(crate) fresh_caches: Option<&'a std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// The prepared mounts of one RUN; the locks are held until it is dropped.
@@ -125,6 +128,15 @@ pub(crate) fn prepare(
                 };
                 let mut dir = base.join(&name);
                 let mut tmp = base.join(format!("tmp-{name}-{}-{}", std::process::id(), env.seq));
+                if let Some(fresh) = env.fresh_caches {
+                    let first = fresh
+                        .lock()
+                        .map(|mut f| f.insert(id.clone()))
+                        .unwrap_or(true);
+                    if first && dir.exists() {
+                        empty_cache(&lock_path, &dir, &tmp)?;
+                    }
+                }
                 match sharing {
                     CacheSharing::Shared => out
                         ._locks
@@ -235,6 +247,27 @@ pub(crate) fn prepare(
         out.specs.push(spec);
     }
     Ok(out)
+}
+
+/// Empties the cache directory `dir` under an exclusive lock (no other RUN is using it):
+/// renamed aside to `trash`, then removed.
+fn empty_cache(lock_path: &Path, dir: &Path, trash: &Path) -> Result<(), WorkerError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .map_err(ExecutorError::io(lock_path))?;
+    let lock = Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| ExecutorError::io(lock_path)(e.into()))?;
+    let trash = trash.with_extension("old");
+    let moved = std::fs::rename(dir, &trash);
+    drop(lock);
+    match moved {
+        Ok(()) => std::fs::remove_dir_all(&trash).map_err(|e| ExecutorError::io(&trash)(e).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ExecutorError::io(dir)(e).into()),
+    }
 }
 
 /// The values of the secrets `specs` mount, read here only so the RUN's output can be masked

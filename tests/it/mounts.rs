@@ -112,6 +112,12 @@ fn cache_mount_persists_across_builds() {
         "the second build sees the first's file"
     );
     assert_eq!(last_layer_paths(&image), vec!["seen"]);
+    // --no-cache: the cache mount starts empty (BuildKit's testCacheMountModeNoCache) …
+    let (image, _) = build(&f, "three", &["--build-arg", "N=3", "--no-cache"]);
+    assert_eq!(file(&image, "seen"), "3\n");
+    // … and what that build wrote persists for the next cached build.
+    let (image, _) = build(&f, "four", &["--build-arg", "N=4"]);
+    assert_eq!(file(&image, "seen"), "3\n4\n");
 }
 
 #[test]
