@@ -240,6 +240,9 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         executor.clone(),
         SolverOptions {
             no_cache: opts.no_cache,
+            ignore_files: dockerfile_ignore(&opts.dockerfile)
+                .map(|f| BTreeMap::from([("context".to_string(), f)]))
+                .unwrap_or_default(),
             ..Default::default()
         },
     )?;
@@ -353,6 +356,16 @@ async fn export(
 }
 
 /// Spans of the RUN instructions written with `--network=host`.
+/// `<Dockerfile>.dockerignore` next to the Dockerfile, when it exists: it replaces the
+/// context's `.dockerignore` (BuildKit's testDockerignoreOverride).
+fn dockerfile_ignore(dockerfile: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut name = dockerfile.file_name()?.to_os_string();
+    name.push(".dockerignore");
+    let file = dockerfile.with_file_name(name);
+    file.is_file()
+        .then(|| std::path::absolute(&file).unwrap_or(file))
+}
+
 fn host_network_spans(dockerfile: &kiln_frontend::Dockerfile) -> Vec<kiln_ir::Span> {
     use kiln_frontend::instructions::{parse, CommandKind, RunNetwork};
     // An instruction that does not parse fails the lowering with a better message.

@@ -31,6 +31,8 @@ pub(crate) struct NodeEnv {
     pub(crate) progress: Arc<dyn ProgressSink>,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) contexts: BTreeMap<String, PathBuf>,
+    /// Context name → ignore file replacing `<dir>/.dockerignore`.
+    pub(crate) ignore_files: BTreeMap<String, PathBuf>,
     /// Context name → its walked index, loaded once per solve.
     pub(crate) loaded: Mutex<BTreeMap<String, Arc<LoadedContext>>>,
 }
@@ -347,7 +349,10 @@ fn load_context(env: &NodeEnv, name: &str) -> Result<Arc<LoadedContext>, SolveEr
         .ok_or_else(|| SolveErrorKind::UnknownContext {
             name: name.to_string(),
         })?;
-    let index = ContextIndex::open(dir)?;
+    let index = match env.ignore_files.get(name) {
+        Some(file) => ContextIndex::open_with_ignore_file(dir, file)?,
+        None => ContextIndex::open(dir)?,
+    };
     let files = Arc::new(index.files());
     let ctx = Arc::new(LoadedContext { index, files });
     loaded.insert(name.to_string(), ctx.clone());

@@ -25,6 +25,9 @@ pub struct SolverOptions {
     pub max_parallel: usize,
     /// Ignore existing cache records; compute every step and overwrite its record.
     pub no_cache: bool,
+    /// Context name → the ignore file used instead of `<context>/.dockerignore`
+    /// (`<Dockerfile>.dockerignore` next to the Dockerfile, as BuildKit does).
+    pub ignore_files: BTreeMap<String, PathBuf>,
 }
 
 impl Default for SolverOptions {
@@ -36,6 +39,7 @@ impl Default for SolverOptions {
         SolverOptions {
             max_parallel: (cpus * 8).max(32),
             no_cache: false,
+            ignore_files: BTreeMap::new(),
         }
     }
 }
@@ -133,6 +137,7 @@ impl Solver {
             progress,
             cancel: cancel.clone(),
             contexts: contexts.clone(),
+            ignore_files: self.opts.ignore_files.clone(),
             loaded: Mutex::new(BTreeMap::new()),
         });
 

@@ -94,3 +94,59 @@ fn base_as_docker_schema2_manifest() {
 fn base_as_image_index_picks_linux_amd64() {
     build_on("@BASE_INDEX@");
 }
+
+/// 13.3: `<Dockerfile>.dockerignore` next to the Dockerfile replaces the context's
+/// `.dockerignore` (BuildKit's testDockerignoreOverride), also with `-f` elsewhere.
+#[test]
+fn dockerfile_specific_dockerignore_overrides_the_context_one() {
+    let f = Fixture::empty();
+    f.write("a.txt", "a")
+        .write("b.txt", "b")
+        .write(".dockerignore", "a.txt\n")
+        .write("Dockerfile", "FROM scratch\nCOPY . /ctx/\n")
+        .write("Dockerfile.dockerignore", "b.txt\n*.dockerignore\n");
+    let files = |image: &Image| -> Vec<String> {
+        let mut v: Vec<String> = image
+            .entries()
+            .expect("layers")
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.path)
+            .collect();
+        v.sort();
+        v
+    };
+    let dir = f.out("one");
+    f.build(&["-o", &format!("type=oci,dest={},tar=false", dir.display())])
+        .ok();
+    let image = Image::from_oci_dir(&dir).expect("read OCI dir");
+    assert_eq!(files(&image), ["ctx/Dockerfile", "ctx/a.txt"]);
+
+    // A Dockerfile outside the context, named by -f, brings its own ignore file.
+    let df_dir = f.out("dockerfiles");
+    std::fs::create_dir_all(&df_dir).expect("mkdir");
+    std::fs::write(
+        df_dir.join("app.Dockerfile"),
+        "FROM scratch\nCOPY . /ctx/\n",
+    )
+    .expect("write");
+    std::fs::write(df_dir.join("app.Dockerfile.dockerignore"), "*.txt\n").expect("write");
+    let df = df_dir.join("app.Dockerfile").display().to_string();
+    let dir = f.out("two");
+    f.build(&[
+        "-f",
+        &df,
+        "-o",
+        &format!("type=oci,dest={},tar=false", dir.display()),
+    ])
+    .ok();
+    let image = Image::from_oci_dir(&dir).expect("read OCI dir");
+    assert_eq!(
+        files(&image),
+        [
+            "ctx/.dockerignore",
+            "ctx/Dockerfile",
+            "ctx/Dockerfile.dockerignore"
+        ]
+    );
+}

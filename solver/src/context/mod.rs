@@ -74,7 +74,13 @@ pub struct ContextIndex {
 impl ContextIndex {
     /// Walks `root`, applying `root/.dockerignore` when it exists.
     pub fn open(root: &Path) -> Result<Self, ContextError> {
-        let ignore_path = root.join(".dockerignore");
+        Self::open_with_ignore_file(root, &root.join(".dockerignore"))
+    }
+
+    /// Walks `root`, applying the rules of `ignore_path` when it exists (a
+    /// `<Dockerfile>.dockerignore` replaces the context's `.dockerignore`).
+    pub fn open_with_ignore_file(root: &Path, ignore_path: &Path) -> Result<Self, ContextError> {
+        let ignore_path = ignore_path.to_path_buf();
         let ignore = match fs::read_to_string(&ignore_path) {
             Ok(text) => DockerIgnore::parse(&text).map_err(|source| ContextError::Ignore {
                 path: ignore_path.clone(),

@@ -25,7 +25,7 @@ async fn independent_chains_run_concurrently() {
     g.stage(s, c2);
     let opts = SolverOptions {
         max_parallel: 2,
-        no_cache: false,
+        ..SolverOptions::default()
     };
     let (worker, result, _) = env.solve_fresh(&g.graph, opts).await;
     result.expect("solve");
@@ -146,7 +146,7 @@ async fn first_failure_cancels_the_rest_and_names_its_node() {
     g.stage(s, c2);
     let opts = SolverOptions {
         max_parallel: 4,
-        no_cache: false,
+        ..SolverOptions::default()
     };
     let worker = FakeWorker::new(env.root.path());
     let solver = env.solver(worker.clone(), opts);
