@@ -16,6 +16,8 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::error::ExecutorError;
 use crate::spec::{CacheCreate, FsSpec, MountSpec, SecretFrom};
 
+mod ssh;
+
 /// Where a `--secret` value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -63,6 +65,7 @@ pub(crate) struct Prepared {
     /// Mount targets (for stub cleanup).
     pub(crate) targets: Vec<String>,
     _locks: Vec<Flock<File>>,
+    _ssh: Vec<ssh::SshProxy>,
 }
 
 fn other(m: String) -> WorkerError {
@@ -84,6 +87,7 @@ pub(crate) fn prepare(
         env: Vec::new(),
         targets: Vec::new(),
         _locks: Vec::new(),
+        _ssh: Vec::new(),
     };
     let mut views: BTreeMap<usize, PathBuf> = BTreeMap::new();
     let mut ssh_count = 0;
@@ -217,7 +221,9 @@ pub(crate) fn prepare(
                 id,
                 target,
                 required,
-                ..
+                uid,
+                gid,
+                mode,
             } => {
                 let n = ssh_count;
                 ssh_count += 1;
@@ -235,8 +241,16 @@ pub(crate) fn prepare(
                 if n == 0 {
                     out.env.push(format!("SSH_AUTH_SOCK={target}"));
                 }
+                let proxy_path = env.run.join(format!("ssh-{n}.sock"));
+                out._ssh.push(ssh::SshProxy::start(
+                    &proxy_path,
+                    socket,
+                    *uid,
+                    *gid,
+                    *mode,
+                )?);
                 MountSpec::Ssh {
-                    socket: socket.clone(),
+                    socket: proxy_path,
                     target,
                 }
             }

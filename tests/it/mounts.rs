@@ -278,6 +278,21 @@ fn ssh_agent_socket_is_forwarded() {
     assert_eq!(file(&image, "sock"), "/run/buildkit/ssh_agent.0\n");
     assert_eq!(last_layer_paths(&image), vec!["sock"]);
 
+    // 7.10: the socket has the mount's owner and mode (default 0:0 0600), whatever the
+    // host socket's are.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         RUN --mount=type=ssh stat -c '%u %g %a' $SSH_AUTH_SOCK > /default\n\
+         RUN --mount=type=ssh,uid=1000,gid=1001,mode=0640,target=/tmp/agent \
+         stat -c '%u %g %a' /tmp/agent > /custom\n",
+    );
+    let (image, _) = build(&f, "params", &["--ssh", &ssh]);
+    assert_eq!(file(&image, "default"), "0 0 600\n");
+    assert_eq!(file(&image, "custom"), "1000 1001 640\n");
+
     f.write(
         "Dockerfile",
         "FROM @BASE@\nRUN --mount=type=ssh,required=true true\n",
