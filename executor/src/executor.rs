@@ -382,16 +382,17 @@ impl Worker for Executor {
             }
             lowers.push(mount_stubs.to_string_lossy().into_owned());
         }
+        let hostname = op.hostname.as_deref().unwrap_or(HOSTNAME);
         let files = [
             (
                 "hosts",
                 format!(
-                    "127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                 )
                 .into_bytes(),
             ),
             ("resolv.conf", resolv_conf()),
-            ("hostname", format!("{HOSTNAME}\n").into_bytes()),
+            ("hostname", format!("{hostname}\n").into_bytes()),
         ];
         for (name, content) in &files {
             let p = run.path.join(name);
@@ -415,7 +416,7 @@ impl Worker for Executor {
             hosts: run.path.join("hosts"),
             resolv: run.path.join("resolv.conf"),
             hostname_file: run.path.join("hostname"),
-            hostname: HOSTNAME.to_string(),
+            hostname: hostname.to_string(),
             args: op.args.clone(),
             env: op.env.iter().chain(&mounts.env).cloned().collect(),
             cwd: if op.cwd.is_empty() {

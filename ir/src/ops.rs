@@ -123,6 +123,10 @@ pub struct ExecOp {
     /// `RUN --security=`.
     #[serde(default)]
     pub security: SecurityMode,
+    /// The sandbox's hostname when not the default `buildkitsandbox`
+    /// (`--build-arg BUILDKIT_SANDBOX_HOSTNAME=…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// `RUN --security=`.

@@ -99,6 +99,8 @@ enum Preimage<'a> {
         sources: &'a [SourceKey],
         #[serde(skip_serializing_if = "is_sandbox")]
         security: SecurityMode,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hostname: Option<&'a str>,
     },
     File {
         parent: &'a str,
@@ -172,6 +174,7 @@ pub(crate) fn exec(
         mounts: &op.mounts,
         sources,
         security: op.security,
+        hostname: op.hostname.as_deref(),
     })
 }
 
@@ -238,6 +241,7 @@ mod tests {
             network: NetworkMode::Host,
             mounts: Vec::new(),
             security: Default::default(),
+            hostname: None,
         };
         let mut with_secret = base.clone();
         with_secret.mounts.push(ExecMount::Secret {
@@ -275,6 +279,7 @@ mod tests {
             network: NetworkMode::Host,
             mounts: Vec::new(),
             security: Default::default(),
+            hostname: None,
         };
         let mut proxied = base.clone();
         proxied.env.extend([

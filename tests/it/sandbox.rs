@@ -234,3 +234,34 @@ fn the_same_layer_twice_in_a_stack_mounts() {
         Some(&b"same\n"[..])
     );
 }
+
+/// 6.11: the sandbox hostname defaults to `buildkitsandbox` (in /etc/hostname and
+/// /etc/hosts too); `--build-arg BUILDKIT_SANDBOX_HOSTNAME` changes it and the RUN's cache key.
+#[test]
+fn sandbox_hostname_default_and_build_arg() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         RUN hostname > /h; cat /etc/hostname > /eh; grep -c \"$(hostname)\" /etc/hosts > /hosts\n",
+    );
+    let text = |image: &Image, p: &str| {
+        String::from_utf8(image.file(p).expect("read").expect(p)).expect("utf8")
+    };
+    let image = oci_dir(&f, "default", &[]);
+    assert_eq!(text(&image, "h"), "buildkitsandbox\n");
+    assert_eq!(text(&image, "eh"), "buildkitsandbox\n");
+    assert_eq!(text(&image, "hosts"), "1\n");
+    let image = oci_dir(
+        &f,
+        "custom",
+        &["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=kiln-box"],
+    );
+    assert_eq!(
+        text(&image, "h"),
+        "kiln-box\n",
+        "a new name re-runs the RUN"
+    );
+    assert_eq!(text(&image, "eh"), "kiln-box\n");
+    assert_eq!(text(&image, "hosts"), "1\n");
+}

@@ -178,6 +178,7 @@ impl Fixture {
             network: NetworkMode::Host,
             mounts: Vec::new(),
             security: Default::default(),
+            hostname: None,
         }
     }
 

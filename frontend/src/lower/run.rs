@@ -219,6 +219,13 @@ pub(super) fn run(cx: &mut Ctx<'_, '_>, st: &mut StageState, r: &Run) -> Result<
         network: r.network_mode(),
         mounts,
         security: r.security,
+        hostname: cx
+            .lw
+            .opts
+            .build_args
+            .get("BUILDKIT_SANDBOX_HOSTNAME")
+            .filter(|h| !h.is_empty())
+            .cloned(),
     };
     let node = cx
         .lw

@@ -93,6 +93,7 @@ impl G {
             network: NetworkMode::Host,
             mounts: Vec::new(),
             security: Default::default(),
+            hostname: None,
         };
         self.add(Op::Exec(op), vec![parent], &format!("RUN {cmd}"))
     }
