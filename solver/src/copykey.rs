@@ -22,6 +22,30 @@ pub(crate) fn is_linked(op: &FileOp) -> bool {
     any && all
 }
 
+/// The key entry of a wildcard source without `--exclude`: the digest of just the paths the
+/// pattern selects (a matched directory with everything under it), so changing a file the
+/// pattern does not match keeps the cache (BuildKit's testCopyWildcardCache). `None` when
+/// the coarse literal-prefix key must be used instead: a `**` pattern, or symlinks in the
+/// selection's reach (COPY follows them to paths the pattern does not name).
+pub(crate) fn wildcard_digest(
+    index: &ContextIndex,
+    stat: &StatCache,
+    src: &str,
+) -> Result<Option<(String, String)>, ContextError> {
+    let pattern = crate::context::relative_clean(src);
+    let prefix = key::literal_prefix(src);
+    if pattern.contains("**") || index.has_symlinks_under(&prefix) {
+        return Ok(None);
+    }
+    // A `.dockerignore`-style rule matches a path or one of its parents: exactly "selected
+    // by the pattern, or inside a selected directory".
+    let Ok(rule) = DockerIgnore::from_patterns(&[pattern.as_str()]) else {
+        return Ok(None);
+    };
+    let digest = index.digest_filtered(&prefix, Some(stat), &|p| !rule.is_excluded(p))?;
+    Ok(Some((format!("{prefix}\u{0}{pattern}"), digest)))
+}
+
 /// The key entry of one context source of `copy`: a name for the selection and the digest
 /// of what it selects.
 pub(crate) fn source_digest(

@@ -328,6 +328,12 @@ fn context_digests(
                 paths.insert(name, digest);
                 continue;
             }
+            if key::has_wildcard(src) {
+                if let Some((name, digest)) = copykey::wildcard_digest(index, &env.stat, src)? {
+                    paths.insert(name, digest);
+                    continue;
+                }
+            }
             let prefix = key::literal_prefix(src);
             if let std::collections::btree_map::Entry::Vacant(slot) = paths.entry(prefix) {
                 let digest = index.digest(slot.key(), Some(&env.stat))?;

@@ -88,3 +88,42 @@ fn rebuild_reuses_cache_until_a_copied_file_changes() {
     let (_, r5, _) = build(&f, "5", &["--no-cache"]);
     assert_ne!(r5, r4, "--no-cache reused the RUN result");
 }
+
+/// 13.4 / 13.5: a wildcard COPY is keyed on what it matches: editing a file it does not
+/// match keeps the cache, editing a matched one re-runs, and renaming a file out of the
+/// match makes a later RUN that needs it fail (no stale cache).
+#[test]
+fn wildcard_copy_keys_on_matched_files_only() {
+    let f = Fixture::empty();
+    f.write("a.txt", "a1")
+        .write("notes.md", "n1")
+        .write("sub/x.txt", "deep")
+        .write(
+            "Dockerfile",
+            "FROM @BASE@\nCOPY *.txt /d/\n\
+             RUN cat /d/a.txt && head -c16 /dev/urandom > /r\n",
+        );
+    let (_, first, _) = build(&f, "one", &[]);
+    // Not matched: a top-level .md and a .txt one level down (`*` stops at `/`).
+    f.write("notes.md", "n2").write("sub/x.txt", "deeper");
+    let (_, second, _) = build(&f, "two", &[]);
+    assert_eq!(
+        first, second,
+        "unmatched files must not invalidate the COPY"
+    );
+    f.write("a.txt", "a2");
+    let (image, third, _) = build(&f, "three", &[]);
+    assert_ne!(second, third, "a matched file changed");
+    assert_eq!(image.file("d/a.txt").expect("read"), Some(b"a2".to_vec()));
+    // A new matching file changes the selection too.
+    f.write("b.txt", "b");
+    let (image, fourth, _) = build(&f, "four", &[]);
+    assert_ne!(third, fourth);
+    assert_eq!(image.file("d/b.txt").expect("read"), Some(b"b".to_vec()));
+    // Renamed out of the match: the RUN needing it must run again and fail.
+    std::fs::rename(f.ctx().join("a.txt"), f.ctx().join("a.txt.old")).expect("rename");
+    let dest = format!("type=oci,dest={}", f.out("five.tar").display());
+    let out = f.build(&["-o", &dest]);
+    assert_eq!(out.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("/d/a.txt"), "{}", out.text());
+}

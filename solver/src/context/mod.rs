@@ -241,6 +241,19 @@ impl ContextIndex {
 
     /// When `path` exists on disk through a symlink, its real location relative to the root,
     /// if that differs from `path` and is an included entry.
+    /// Whether any included path at or under `prefix` is a symlink, or `prefix` itself goes
+    /// through one (a selection whose key must then follow links).
+    pub(crate) fn has_symlinks_under(&self, prefix: &str) -> bool {
+        let prefix = relative_clean(prefix);
+        let under = format!("{prefix}/");
+        self.resolve(&prefix).is_some()
+            || self
+                .entries
+                .range(prefix.clone()..)
+                .take_while(|(p, _)| prefix.is_empty() || **p == prefix || p.starts_with(&under))
+                .any(|(_, m)| m.kind == Kind::Symlink)
+    }
+
     fn resolve(&self, path: &str) -> Option<String> {
         if path.is_empty() {
             return None;
