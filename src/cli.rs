@@ -394,7 +394,8 @@ pub(crate) fn session(
 
 /// `/var/lib/kiln` as root, `$XDG_DATA_HOME/kiln` (or `~/.local/share/kiln`) otherwise.
 fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
+    // kiln's rootless child is uid 0 of its user namespace but keeps the user's default.
+    if nix::unistd::geteuid().is_root() && !kiln_executor::is_rootless_child() {
         return PathBuf::from("/var/lib/kiln");
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME") {

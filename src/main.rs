@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         Command::Targets(args) => inspect::targets(&args),
         Command::Lint(args) => inspect::lint(&args),
         Command::Build(args) => {
+            // Non-root: re-run this command as root of a new user namespace (rootless).
+            if let Some(code) = kiln_executor::run_in_user_namespace() {
+                return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            }
             let opts = match args.resolve() {
                 Ok(o) => o,
                 Err(e) => {

@@ -21,6 +21,7 @@ mod process;
 mod remote;
 mod snapshots;
 mod spec;
+mod userns;
 mod users;
 
 pub use entitlements::{Entitlements, NETWORK_HOST, SECURITY_INSECURE};
@@ -30,3 +31,4 @@ pub use init::run_init_if_requested;
 pub use mounts::{SecretSource, Session};
 pub use process::cancel_all;
 pub use spec::INIT_SUBCOMMAND;
+pub use userns::{in_user_namespace, is_rootless_child, run_in_user_namespace};

@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 for tool in /usr/bin/docker-registry /usr/bin/skopeo /usr/bin/umoci /usr/bin/htpasswd \
-            /usr/sbin/dockerd /usr/bin/docker /usr/bin/openssl; do
+            /usr/sbin/dockerd /usr/bin/docker /usr/bin/openssl /usr/bin/newuidmap; do
   [ -x "$tool" ] || need+=("$tool")
 done
 # The busybox base image needs busybox-static's /bin/busybox (no program interpreter).
@@ -19,7 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    docker-registry apache2-utils skopeo umoci busybox-static docker.io openssl ca-certificates </dev/null
+    docker-registry apache2-utils skopeo umoci busybox-static docker.io openssl ca-certificates uidmap </dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then

@@ -14,4 +14,5 @@ mod frontend;
 mod inspect;
 mod mounts;
 mod outputs;
+mod rootless;
 mod sandbox;

@@ -97,7 +97,7 @@ pub(super) fn mkdir_all(
             }
             Err(_) => {
                 std::fs::create_dir(&host).map_err(|e| io_err("creating", &host, e))?;
-                std::os::unix::fs::lchown(&host, Some(owner.0), Some(owner.1))
+                crate::userns::lchown(&host, owner.0, owner.1)
                     .map_err(|e| io_err("chown", &host, e))?;
                 std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
                     .map_err(|e| io_err("chmod", &host, e))?;
@@ -139,8 +139,7 @@ pub(crate) fn mkfile(root: &Path, action: &MkfileAction) -> Result<(), InitFailu
     }
     let _ = std::fs::remove_file(&host);
     std::fs::write(&host, action.data.as_bytes()).map_err(|e| io_err("writing", &host, e))?;
-    std::os::unix::fs::lchown(&host, Some(owner.0), Some(owner.1))
-        .map_err(|e| io_err("chown", &host, e))?;
+    crate::userns::lchown(&host, owner.0, owner.1).map_err(|e| io_err("chown", &host, e))?;
     std::fs::set_permissions(&host, std::fs::Permissions::from_mode(action.mode))
         .map_err(|e| io_err("chmod", &host, e))
 }
@@ -430,8 +429,7 @@ impl Copier<'_> {
     /// Owner, mode, xattrs and times of a new entry (after its content and children).
     fn finish(&self, src_host: &Path, meta: &Metadata, dst: &Path) -> Result<(), InitFailure> {
         let (uid, gid) = self.owner.unwrap_or_else(|| self.tree.owner(meta));
-        std::os::unix::fs::lchown(dst, Some(uid), Some(gid))
-            .map_err(|e| io_err("chown", dst, e))?;
+        crate::userns::lchown(dst, uid, gid).map_err(|e| io_err("chown", dst, e))?;
         let is_link = meta.file_type().is_symlink();
         if !is_link {
             let current = meta.mode() & 0o7777;

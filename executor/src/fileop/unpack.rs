@@ -215,8 +215,7 @@ pub(crate) fn try_unpack(
                 )));
             }
         }
-        std::os::unix::fs::lchown(&host, Some(ids.0), Some(ids.1))
-            .map_err(|e| io_err("chown", &host, e))?;
+        crate::userns::lchown(&host, ids.0, ids.1).map_err(|e| io_err("chown", &host, e))?;
         if !kind.is_symlink() {
             std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| io_err("chmod", &host, e))?;

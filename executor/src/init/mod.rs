@@ -4,6 +4,7 @@
 //! starts: namespaces, `fork` and mounts are only safe in a single-threaded process.
 #![allow(unsafe_code)]
 
+mod copyfs;
 mod mounts;
 mod sandbox;
 mod seccomp;
@@ -49,7 +50,10 @@ fn run(spec_path: &Path) -> i32 {
     };
     match spec {
         Spec::Run(run) => sandbox::run(&run),
-        Spec::File(file) => match crate::fileop::run_file_job(&file) {
+        Spec::File(file) => match crate::fileop::run_file_job(&file).and_then(|()| {
+            copyfs::diff_into_upper(&file.rootfs.target, &file.rootfs.upper)
+                .map_err(InitFailure::Other)
+        }) {
             Ok(()) => 0,
             Err(f) => report(f),
         },
@@ -87,8 +91,46 @@ pub(crate) fn make_root_private() -> Result<(), String> {
 }
 
 /// Mounts an overlay of `lowers` (top first, relative to `snapshots_dir`) at `target`, with
-/// an upper dir when given (read-only otherwise).
+/// an upper dir when given (read-only otherwise). In a user namespace overlay is mounted
+/// with `userxattr`; when it cannot be mounted there, or `KILN_SNAPSHOTTER=copy`, the
+/// merged tree is copied to `target` instead ([`copyfs`]).
 pub(crate) fn mount_overlay(
+    snapshots_dir: &Path,
+    lowers: &[String],
+    upper_work: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), String> {
+    mount_or_copy(snapshots_dir, lowers, upper_work, target, false).map(|_| ())
+}
+
+/// [`mount_overlay`]; with `manifest`, a copy also records its entries for
+/// [`copyfs::diff_into_upper`]. Returns whether it copied.
+fn mount_or_copy(
+    snapshots_dir: &Path,
+    lowers: &[String],
+    upper_work: Option<(&Path, &Path)>,
+    target: &Path,
+    manifest: bool,
+) -> Result<bool, String> {
+    let copy = |why: &str| {
+        tracing::debug!(target = %target.display(), why, "copy snapshotter");
+        let m = manifest.then(|| copyfs::manifest_path(target));
+        copyfs::copy_merged(snapshots_dir, lowers, target, m.as_deref()).map(|()| true)
+    };
+    if copyfs::forced() {
+        return copy("KILN_SNAPSHOTTER=copy");
+    }
+    match overlay(snapshots_dir, lowers, upper_work, target) {
+        Ok(()) => Ok(false),
+        Err(e) if crate::userns::in_user_namespace() => {
+            tracing::warn!("{e}; copying the layers instead (slower)");
+            copy("overlay refused in the user namespace")
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn overlay(
     snapshots_dir: &Path,
     lowers: &[String],
     upper_work: Option<(&Path, &Path)>,
@@ -119,6 +161,11 @@ pub(crate) fn mount_overlay(
     } else {
         MsFlags::MS_RDONLY
     };
+    if crate::userns::in_user_namespace() {
+        // Overlay's own xattrs (whiteouts, opaque dirs) as `user.overlay.*`: a user
+        // namespace cannot set `trusted.*`.
+        base.push_str(",userxattr");
+    }
     let with_extras = format!("{base},index=off,redirect_dir=off,metacopy=off");
     let result = mount(
         Some("overlay"),
@@ -147,12 +194,41 @@ pub(crate) fn mount_overlay(
     })
 }
 
-/// Mounts the rootfs overlay of a job.
-pub(crate) fn mount_rootfs(rootfs: &RootfsSpec) -> Result<(), String> {
-    mount_overlay(
+/// Mounts the rootfs overlay of a job, or copies the layers (see [`mount_overlay`]); returns
+/// whether it copied, in which case [`copyfs::diff_into_upper`] must fill the upper dir
+/// after the job.
+pub(crate) fn mount_rootfs(rootfs: &RootfsSpec) -> Result<bool, String> {
+    mount_or_copy(
         &rootfs.snapshots_dir,
         &rootfs.lowers,
         Some((&rootfs.upper, &rootfs.work)),
         &rootfs.target,
+        true,
     )
+}
+
+/// Remounts the bind mount at `target` read-only, keeping the flags a user namespace may
+/// not drop from a mount it inherited (nosuid, nodev, noexec, atime).
+pub(crate) fn remount_readonly(target: &Path) -> Result<(), String> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let st = statvfs(target).map_err(|e| format!("statfs {}: {e}", target.display()))?;
+    let f = st.flags();
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (have, want) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(have) {
+            flags |= want;
+        }
+    }
+    if !f.intersects(FsFlags::ST_NOATIME | FsFlags::ST_RELATIME) {
+        flags |= MsFlags::MS_STRICTATIME;
+    }
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .map_err(|e| format!("making {} read-only: {e}", target.display()))
 }

@@ -217,7 +217,7 @@ pub(super) fn prepare(spec: &RunSpec) -> Result<Vec<Ready>, String> {
                 }
                 let file = dir.join(format!("secret-{i}"));
                 std::fs::write(&file, &value).map_err(|e| format!("writing a secret: {e}"))?;
-                std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
+                crate::userns::lchown(&file, *uid, *gid)
                     .map_err(|e| format!("chown of a secret: {e}"))?;
                 std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode & 0o7777))
                     .map_err(|e| format!("chmod of a secret: {e}"))?;
@@ -272,7 +272,7 @@ fn make_cache(spec: &RunSpec, dir: &Path, c: &CacheCreate) -> Result<(), String>
             None => {
                 std::fs::create_dir(&c.tmp)
                     .map_err(|e| format!("creating {}: {e}", c.tmp.display()))?;
-                std::os::unix::fs::chown(&c.tmp, Some(c.uid), Some(c.gid))
+                crate::userns::lchown(&c.tmp, c.uid, c.gid)
                     .map_err(|e| format!("chown {}: {e}", c.tmp.display()))?;
                 std::fs::set_permissions(&c.tmp, std::fs::Permissions::from_mode(c.mode & 0o7777))
                     .map_err(|e| format!("chmod {}: {e}", c.tmp.display()))?;
@@ -313,7 +313,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     } else {
         return Ok(());
     }
-    std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid())).map_err(|e| err(to, e))?;
+    crate::userns::lchown(to, meta.uid(), meta.gid()).map_err(|e| err(to, e))?;
     if !ft.is_symlink() {
         std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(|e| err(to, e))?;
@@ -345,14 +345,7 @@ pub(super) fn attach(ready: &[Ready]) -> Result<(), String> {
             Ready::Tree { tree, readonly, .. } => {
                 super::sandbox::attach(tree, target)?;
                 if *readonly {
-                    mount(
-                        None::<&str>,
-                        target.as_str(),
-                        None::<&str>,
-                        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
-                        None::<&str>,
-                    )
-                    .map_err(|e| format!("making {target} read-only: {e}"))?;
+                    super::remount_readonly(Path::new(target))?;
                 }
             }
             Ready::Tmpfs { size, .. } => {

@@ -4,7 +4,12 @@
 //! The command gets Docker's default capabilities and seccomp profile ([`super::seccomp`]),
 //! or every capability and no filter for `RUN --security=insecure`; `no_new_privs` stays off.
 //!
-//! Not done yet: user namespaces (rootless).
+//! Rootless (kiln runs as root of its own user namespace, see [`crate::userns`]): sysfs can
+//! only be mounted with a network namespace of that user namespace, so with the host network
+//! `/sys` is a read-only recursive bind of the host's; devpts gets no `gid=5` when gid 5 is
+//! not mapped; `setgroups` is skipped where the namespace denies it. With the copy
+//! snapshotter ([`super::copyfs`]) the rootfs is a bind of a copied tree, and the changes
+//! are moved into the upper dir after the command.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -20,7 +25,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
-use super::{make_root_private, mount_rootfs, report, seccomp, ERROR_FD};
+use super::{copyfs, make_root_private, mount_rootfs, remount_readonly, report, seccomp, ERROR_FD};
 use crate::spec::{InitFailure, RunSpec};
 use crate::users::{parse_group, parse_passwd, resolve_exec_user, ExecUser};
 
@@ -63,6 +68,13 @@ pub(super) fn run(spec: &RunSpec) -> i32 {
         Ok(ForkResult::Child) => std::process::exit(pid1(spec)),
         Ok(ForkResult::Parent { child }) => loop {
             match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => {
+                    // The copy snapshotter's changes (nothing to do over overlay).
+                    return match copyfs::diff_into_upper(&spec.rootfs.target, &spec.rootfs.upper) {
+                        Ok(()) => 0,
+                        Err(e) => report(InitFailure::Other(e)),
+                    };
+                }
                 Ok(WaitStatus::Exited(_, code)) => return code,
                 Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
                 Ok(_) => continue,
@@ -135,11 +147,120 @@ struct HostFiles {
     etc: Vec<(&'static str, OwnedFd)>,
     /// `ExecMount::File` contents and where they go.
     files: Vec<(String, OwnedFd)>,
+    /// A new procfs of the sandbox's pid namespace.
+    proc: Option<OwnedFd>,
+    /// A new read-only sysfs or, in a user namespace without its own network namespace
+    /// (where sysfs cannot be mounted), a read-only copy of the host's `/sys`.
+    sys: Option<OwnedFd>,
+}
+
+/// A new detached mount of `fstype` (`fsopen`/`fsmount`) with `MOUNT_ATTR_*` flags `attrs`.
+///
+/// Made before `pivot_root`: in a user namespace the kernel only allows a new proc or sysfs
+/// while a fully visible one is in the mount namespace, which the host's is until the old
+/// root goes.
+fn new_fs(fstype: &str, attrs: u64) -> Result<OwnedFd, String> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    let name = CString::new(fstype).map_err(|_| format!("NUL byte in {fstype}"))?;
+    let fail = |what: &str| {
+        format!(
+            "mounting {fstype} ({what}): {}",
+            std::io::Error::last_os_error()
+        )
+    };
+    // SAFETY: fsopen reads the NUL-terminated name and returns a new fd we own.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(fail("fsopen"));
+    }
+    // SAFETY: a fresh descriptor returned to us.
+    let fs = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fs as i32) };
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    // SAFETY: fsconfig reads the two NUL-terminated strings; the fd is owned by `fs`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            c"source".as_ptr(),
+            name.as_ptr(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(fail("source"));
+    }
+    // SAFETY: fsconfig with null key and value for CMD_CREATE; the fd is owned by `fs`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(fail("create"));
+    }
+    // SAFETY: fsmount on the configured context; returns a new fd we own.
+    let m = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    if m < 0 {
+        return Err(fail("fsmount"));
+    }
+    // SAFETY: a fresh descriptor returned to us.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(m as i32) })
 }
 
 /// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`), attachable after
 /// `pivot_root` has detached the host's tree.
 fn clone_tree(path: &Path) -> Result<OwnedFd, String> {
+    clone_tree_flags(path, 0)
+}
+
+/// A detached read-only copy of the whole mount tree at `path` (submounts included).
+fn clone_tree_readonly(path: &Path) -> Result<OwnedFd, String> {
+    let tree = clone_tree_flags(path, libc::AT_RECURSIVE as libc::c_uint)?;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads the empty path and the attr struct, both alive across the
+    // call; the fd stays owned by `tree`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(format!(
+            "making a copy of {} read-only: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(tree)
+}
+
+fn clone_tree_flags(path: &Path, extra: libc::c_uint) -> Result<OwnedFd, String> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     let c = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("NUL byte in {}", path.display()))?;
@@ -149,7 +270,7 @@ fn clone_tree(path: &Path) -> Result<OwnedFd, String> {
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | extra,
         )
     };
     if fd < 0 {
@@ -197,7 +318,18 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
         devices: Vec::new(),
         etc: Vec::new(),
         files: Vec::new(),
+        proc: None,
+        sys: None,
     };
+    const NOSUID_NODEV_NOEXEC: u64 = 0x2 | 0x4 | 0x8;
+    const RDONLY: u64 = 0x1;
+    host.proc = Some(new_fs("proc", NOSUID_NODEV_NOEXEC)?);
+    host.sys = Some(match new_fs("sysfs", NOSUID_NODEV_NOEXEC | RDONLY) {
+        Ok(fd) => fd,
+        // sysfs needs a network namespace of the user namespace (`--network=none` has one).
+        Err(_) if crate::userns::in_user_namespace() => clone_tree_readonly(Path::new("/sys"))?,
+        Err(e) => return Err(e),
+    });
     for f in &spec.files {
         host.files.push((f.target.clone(), clone_tree(&f.host)?));
     }
@@ -212,7 +344,12 @@ fn setup(spec: &RunSpec) -> Result<ExecUser, String> {
         .push(("/etc/hostname", clone_tree(&spec.hostname_file)?));
 
     let mounts = super::mounts::prepare(spec)?;
-    mount_rootfs(&spec.rootfs)?;
+    if mount_rootfs(&spec.rootfs)? {
+        // A copied tree: pivot_root needs a mount point.
+        let t = &spec.rootfs.target;
+        mount(Some(t), t, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| format!("binding {}: {e}", t.display()))?;
+    }
     std::env::set_current_dir(&spec.rootfs.target)
         .map_err(|e| format!("chdir {}: {e}", spec.rootfs.target.display()))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
@@ -250,14 +387,11 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
     for dir in ["/proc", "/sys", "/dev"] {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir}: {e}"))?;
     }
-    mnt(Some("proc"), "/proc", Some("proc"), nse, None)?;
-    mnt(
-        Some("sysfs"),
-        "/sys",
-        Some("sysfs"),
-        nse | MsFlags::MS_RDONLY,
-        None,
-    )?;
+    for (fd, target) in [(&host.proc, "/proc"), (&host.sys, "/sys")] {
+        if let Some(fd) = fd {
+            attach(fd, target)?;
+        }
+    }
     mnt(
         Some("tmpfs"),
         "/dev",
@@ -272,13 +406,18 @@ fn mount_special(host: &HostFiles) -> Result<(), String> {
     }
     let mkdir = |d: &str| std::fs::create_dir(d).map_err(|e| format!("creating {d}: {e}"));
     mkdir("/dev/pts")?;
-    mnt(
-        Some("devpts"),
-        "/dev/pts",
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )?;
+    let devpts = |data| {
+        mnt(
+            Some("devpts"),
+            "/dev/pts",
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some(data),
+        )
+    };
+    // gid=5 fails (EINVAL) in a user namespace that does not map gid 5.
+    devpts("newinstance,ptmxmode=0666,mode=0620,gid=5")
+        .or_else(|_| devpts("newinstance,ptmxmode=0666,mode=0620"))?;
     mkdir("/dev/shm")?;
     mnt(
         Some("shm"),
@@ -321,13 +460,7 @@ fn mount_files(host: &HostFiles) -> Result<(), String> {
             File::create(target).map_err(|e| format!("creating {target}: {e}"))?;
         }
         attach(fd, target)?;
-        mnt(
-            None,
-            target,
-            None,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
-            None,
-        )?;
+        remount_readonly(Path::new(target))?;
     }
     Ok(())
 }
@@ -396,7 +529,10 @@ fn prepare_and_exec(spec: &RunSpec, user: &ExecUser) -> Result<std::convert::Inf
         seccomp::install(&programs)?;
     }
     let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    // A single-id user namespace denies setgroups; the process then keeps no groups.
+    if !crate::userns::setgroups_denied() {
+        nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    }
     nix::unistd::setgid(Gid::from_raw(user.gid)).map_err(|e| format!("setgid: {e}"))?;
     nix::unistd::setuid(Uid::from_raw(user.uid)).map_err(|e| format!("setuid: {e}"))?;
     if user.uid == 0 {

@@ -26,7 +26,7 @@ use xattr::FileExt as _;
 use super::safe_fs::{self, clean, kind_at, remove_all, Components, Tree};
 use super::{
     is_private_xattr, Compression, LayerError, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR,
-    WHITEOUT_PREFIX,
+    OVERLAY_USER_OPAQUE_XATTR, WHITEOUT_PREFIX,
 };
 use crate::{Digest, Sha256Writer};
 
@@ -139,8 +139,15 @@ impl Unpacker {
 
         if last_bytes == OPAQUE_WHITEOUT.as_bytes() {
             let parent = self.tree.parent(&name, &comps)?;
-            return set_xattr_fd(parent, OsStr::new(OVERLAY_OPAQUE_XATTR), b"y")
-                .map_err(|e| LayerError::io(&name, e));
+            // In a user namespace (rootless) `trusted.*` cannot be set: overlay is then
+            // mounted with `userxattr` and reads `user.overlay.opaque`.
+            return match set_xattr_fd(parent, OsStr::new(OVERLAY_OPAQUE_XATTR), b"y") {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    set_xattr_fd(parent, OsStr::new(OVERLAY_USER_OPAQUE_XATTR), b"y")
+                }
+                r => r,
+            }
+            .map_err(|e| LayerError::io(&name, e));
         }
         if last_bytes.starts_with(b".wh..wh.") {
             return Ok(());
@@ -155,13 +162,13 @@ impl Unpacker {
                 remove_all(parent, hidden).map_err(|e| LayerError::io(&name, e.into()))?;
             mknodat(parent, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
                 .map_err(|e| LayerError::io(&name, e.into()))?;
-            fchownat(
+            mapped(fchownat(
                 parent,
                 hidden,
                 Some(Uid::from_raw(meta.uid)),
                 Some(Gid::from_raw(meta.gid)),
                 AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
+            ))
             .map_err(|e| LayerError::io(&name, e.into()))?;
             utimensat(
                 parent,
@@ -409,14 +416,22 @@ impl Unpacker {
     ) -> Result<(), LayerError> {
         self.clear(name, comps, last, false)?;
         let parent = self.tree.parent(name, comps)?;
-        mknodat(
+        match mknodat(
             parent,
             last,
             kind,
             Mode::from_bits_truncate(meta.mode),
             makedev(u64::from(major), u64::from(minor)),
-        )
-        .map_err(|e| LayerError::io(name, e.into()))?;
+        ) {
+            Ok(()) => {}
+            // A user namespace (rootless) may not create device nodes: left out, as
+            // containers/storage does.
+            Err(Errno::EPERM) if kind != SFlag::S_IFIFO => {
+                tracing::warn!(entry = name, "device node not created here; skipped");
+                return Ok(());
+            }
+            Err(e) => return Err(LayerError::io(name, e.into())),
+        }
         set_at_meta(parent, last, meta, name, true)
     }
 
@@ -448,14 +463,25 @@ impl Unpacker {
     }
 }
 
+/// A chown's result, with `EINVAL` taken as success: the kernel returns it for an id the
+/// user namespace does not map (rootless kiln with the single-id mapping), and the entry
+/// then stays owned by 0, like podman's `ignore_chown_errors`. Outside a user namespace every
+/// id is mapped, so nothing changes there.
+fn mapped(r: nix::Result<()>) -> nix::Result<()> {
+    match r {
+        Err(Errno::EINVAL) => Ok(()),
+        r => r,
+    }
+}
+
 /// Owner, then mode (chown clears set-id bits), then xattrs (chown clears
 /// `security.capability`).
 fn set_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<(), LayerError> {
-    fchown(
+    mapped(fchown(
         fd,
         Some(Uid::from_raw(meta.uid)),
         Some(Gid::from_raw(meta.gid)),
-    )
+    ))
     .map_err(|e| LayerError::io(name, e.into()))?;
     fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(|e| LayerError::io(name, e.into()))?;
     for (k, v) in &meta.xattrs {
@@ -473,13 +499,13 @@ fn set_at_meta(
     chmod: bool,
 ) -> Result<(), LayerError> {
     let io = |e: Errno| LayerError::io(name, e.into());
-    fchownat(
+    mapped(fchownat(
         parent,
         last,
         Some(Uid::from_raw(meta.uid)),
         Some(Gid::from_raw(meta.gid)),
         AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
+    ))
     .map_err(io)?;
     if chmod {
         // `last` was just made by mknodat and is no symlink, so following is moot.

@@ -17,6 +17,7 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
     "docker.io",
     "openssl",
+    "uidmap",
 ];
 
 /// Tools (absolute paths, as Debian installs them) that must exist.
@@ -28,10 +29,12 @@ const TOOLS: &[&str] = &[
     "/usr/sbin/dockerd",
     "/usr/bin/docker",
     "/usr/bin/openssl",
+    "/usr/bin/newuidmap",
+    "/usr/bin/newgidmap",
 ];
 
-/// Make sure docker-registry, skopeo, umoci, a static busybox, htpasswd, dockerd and openssl
-/// are present; installs the Debian packages once if any is missing.
+/// Make sure docker-registry, skopeo, umoci, a static busybox, htpasswd, dockerd, openssl and
+/// newuidmap/newgidmap (uidmap) are present; installs the Debian packages once if any is missing.
 ///
 /// Safe to call from many threads and many test processes at once: a process-wide
 /// [`OnceLock`] plus an exclusive file lock in `/tmp` serialise the `apt-get` run.
