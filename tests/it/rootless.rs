@@ -4,14 +4,17 @@
 //! snapshotter (`KILN_SNAPSHOTTER=copy`).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kiln_testsupport::{EntryKind, Image, LayerEntry};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::common::{Fixture, Outcome};
+use crate::common::{pids_running, Fixture, Outcome};
 
 /// A user with subordinate id ranges (200000:65536 in /etc/subuid and /etc/subgid).
 const RANGED_USER: &str = "kiln-rootless";
@@ -137,10 +140,11 @@ impl UserDirs {
         self.tmp.path().join(rel)
     }
 
-    /// `kiln build` as `user` with `env`, writing the image as an OCI dir `out/<name>`.
-    fn build_as(&self, user: &str, name: &str, env: &[(&str, &str)]) -> Image {
+    /// `setpriv … kiln build --progress=plain --root ROOT -o type=oci,dest=out/<name>,tar=false
+    /// CTX` as `user`, with a clean environment plus `env`.
+    fn command(&self, user: &str, name: &str) -> std::process::Command {
         let dest = self.path("out").join(name);
-        let mut cmd = assert_cmd::Command::new("setpriv");
+        let mut cmd = std::process::Command::new("setpriv");
         cmd.args([
             format!("--reuid={user}"),
             format!("--regid={user}"),
@@ -160,8 +164,15 @@ impl UserDirs {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .env("HOME", self.tmp.path())
-        .env("NO_COLOR", "1")
-        .timeout(TIMEOUT);
+        .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// `kiln build` as `user` with `env`, writing the image as an OCI dir `out/<name>`.
+    fn build_as(&self, user: &str, name: &str, env: &[(&str, &str)]) -> Image {
+        let dest = self.path("out").join(name);
+        let mut cmd = assert_cmd::Command::from_std(self.command(user, name));
+        cmd.timeout(TIMEOUT);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -333,4 +344,164 @@ fn rootless_single_id_mapping_builds_run_and_copy() {
         (0, 0, &b"ctx\n"[..])
     );
     find(&l[3], "etc/.wh.group");
+}
+
+/// What a RUN sees of its namespace and root filesystem.
+fn sandbox_view(user: &str, uid: u32, gid: u32, env: &[(&str, &str)]) -> (String, String) {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\n\
+         RUN cat /proc/self/uid_map > /map && grep ' / ' /proc/self/mountinfo > /rootmount \\\n\
+          && grep ' /sys ' /proc/self/mountinfo > /sysmount\n",
+    );
+    let dirs = UserDirs::new(&f, uid, gid);
+    let image = dirs.build_as(user, "view", env);
+    let text =
+        |p: &str| String::from_utf8_lossy(&image.file(p).expect("layers").expect(p)).into_owned();
+    let sys = text("sysmount");
+    assert!(
+        sys.contains(" ro") && sys.contains("sysfs"),
+        "/sys is a read-only sysfs (the host's, bound): {sys}"
+    );
+    (text("map"), text("rootmount"))
+}
+
+#[test]
+fn rootless_run_is_in_the_user_namespace_on_overlay_with_userxattr() {
+    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (map, root) = sandbox_view(RANGED_USER, uid, gid, &[]);
+    let lines: Vec<Vec<String>> = map
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["0".to_string(), uid.to_string(), "1".to_string()],
+            vec!["1".to_string(), "200000".to_string(), "65536".to_string()],
+        ],
+        "0 → the user, 1.. → the subordinate range"
+    );
+    assert!(
+        root.contains(" - overlay ") && root.contains("userxattr"),
+        "the rootfs is overlay mounted with userxattr: {root}"
+    );
+}
+
+#[test]
+fn rootless_copy_snapshotter_is_used_when_asked() {
+    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (_, root) = sandbox_view(RANGED_USER, uid, gid, &[("KILN_SNAPSHOTTER", "copy")]);
+    assert!(
+        !root.contains(" - overlay "),
+        "KILN_SNAPSHOTTER=copy: the rootfs is a bind of a copy, not overlay: {root}"
+    );
+}
+
+/// Kills the whole process group of a spawned build when dropped.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a rootless build whose RUN sleeps, sends `signal` to the kiln process outside the
+/// namespace once the sleep runs, and checks that kiln exits within 5 s and nothing is left
+/// (the namespace child dies with its parent).
+fn rootless_interrupt(signal: Signal, secs: &str) {
+    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        &format!("FROM @BASE@\nRUN echo started; sleep {secs}\n"),
+    );
+    let dirs = UserDirs::new(&f, uid, gid);
+    let kiln = dirs.path("kiln");
+    let log = std::fs::File::create(dirs.path("kiln.log")).expect("log");
+    let mut cmd = dirs.command(RANGED_USER, "never");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log)
+        .process_group(0);
+    let mut group = Group(cmd.spawn().expect("spawn setpriv kiln"));
+    let kiln_log = || std::fs::read_to_string(dirs.path("kiln.log")).unwrap_or_default();
+    let sleep = ["sleep", secs];
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while pids_running(&sleep).is_empty() {
+        if let Some(status) = group.0.try_wait().expect("try_wait") {
+            panic!(
+                "kiln exited ({status}) before the RUN started:\n{}",
+                kiln_log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RUN never started:\n{}",
+            kiln_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // setpriv execs kiln: the spawned pid is kiln's outer process.
+    let outer = Pid::from_raw(i32::try_from(group.0.id()).expect("pid"));
+    kill(outer, signal).expect("signal kiln");
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = group.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "kiln still running 5s after {signal}:\n{}",
+            kiln_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "an interrupted build must not succeed");
+    let exe = kiln.display().to_string();
+    let left = || -> Vec<u32> {
+        let mut p = pids_running(&sleep);
+        p.extend(
+            std::fs::read_dir("/proc")
+                .expect("read /proc")
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .is_ok_and(|e| e.display().to_string() == exe)
+                }),
+        );
+        p
+    };
+    let gone = Instant::now() + Duration::from_secs(2);
+    while !left().is_empty() && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        left(),
+        Vec::<u32>::new(),
+        "processes survived kiln:\n{}",
+        kiln_log()
+    );
+    if signal != Signal::SIGKILL {
+        assert!(
+            kiln_log().contains("build canceled"),
+            "the namespace child got the signal and cancelled:\n{}",
+            kiln_log()
+        );
+    }
+}
+
+#[test]
+fn rootless_sigterm_is_forwarded_and_cancels_the_build() {
+    rootless_interrupt(Signal::SIGTERM, "1043");
+}
+
+#[test]
+fn rootless_kill_9_leaves_no_process() {
+    rootless_interrupt(Signal::SIGKILL, "1047");
 }
