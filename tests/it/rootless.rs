@@ -6,7 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kiln_testsupport::{EntryKind, Image, LayerEntry};
@@ -25,8 +25,19 @@ const RANGE: &str = "200000:65536";
 /// How long one rootless build may take.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Serialises useradd and the /etc/sub[ug]id edits between test threads.
-static USERS: Mutex<()> = Mutex::new(());
+/// Both users, made once per test process before any rootless build runs (a build's
+/// newuidmap must never read /etc/subuid while it is being rewritten).
+static USERS: OnceLock<[(u32, u32); 2]> = OnceLock::new();
+
+/// (uid, gid) of `name` (one of the two users), creating both users first.
+fn ensure_user(name: &str) -> (u32, u32) {
+    let users = USERS.get_or_init(|| [make_user(RANGED_USER, true), make_user(SINGLE_USER, false)]);
+    if name == RANGED_USER {
+        users[0]
+    } else {
+        users[1]
+    }
+}
 
 fn run_checked(cmd: &mut std::process::Command) -> String {
     let out = cmd
@@ -44,7 +55,7 @@ fn run_checked(cmd: &mut std::process::Command) -> String {
 /// Creates `name` unless it exists (idempotent), with the subordinate ranges when `ranged`
 /// and none otherwise (the files are only rewritten when that changes them). Returns
 /// (uid, gid).
-fn ensure_user(name: &str, ranged: bool) -> (u32, u32) {
+fn make_user(name: &str, ranged: bool) -> (u32, u32) {
     assert!(
         nix::unistd::geteuid().is_root(),
         "the rootless tests create users: run them as root (CI does)"
@@ -60,7 +71,6 @@ fn ensure_user(name: &str, ranged: bool) -> (u32, u32) {
             "{tool} is missing: run testdata/scripts/setup.sh (installs uidmap)"
         );
     }
-    let _guard = USERS.lock().unwrap_or_else(|e| e.into_inner());
     let exists = std::process::Command::new("id")
         .arg("-u")
         .arg(name)
@@ -91,7 +101,11 @@ fn ensure_user(name: &str, ranged: bool) -> (u32, u32) {
             new.push('\n');
         }
         if new != text {
-            std::fs::write(file, new).unwrap_or_else(|e| panic!("writing {file}: {e}"));
+            // Atomically: other processes may read it at any time.
+            let tmp = format!("{file}.kiln-test-{}", std::process::id());
+            std::fs::write(&tmp, new).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            std::fs::rename(&tmp, file).unwrap_or_else(|e| panic!("replacing {file}: {e}"));
         }
     }
     let id = |flag: &str| -> u32 {
@@ -142,7 +156,7 @@ impl UserDirs {
 
     /// `setpriv … kiln build --progress=plain --root ROOT -o type=oci,dest=out/<name>,tar=false
     /// CTX` as `user`, with a clean environment plus `env`.
-    fn command(&self, user: &str, name: &str) -> std::process::Command {
+    fn command(&self, user: &str, name: &str, extra: &[&str]) -> std::process::Command {
         let dest = self.path("out").join(name);
         let mut cmd = std::process::Command::new("setpriv");
         cmd.args([
@@ -154,6 +168,7 @@ impl UserDirs {
         .arg(self.path("kiln"))
         .args(["build", "--progress=plain", "--root"])
         .arg(self.path("root"))
+        .args(extra)
         .arg("-o")
         .arg(format!("type=oci,dest={},tar=false", dest.display()))
         .arg(self.path("ctx"))
@@ -170,8 +185,13 @@ impl UserDirs {
 
     /// `kiln build` as `user` with `env`, writing the image as an OCI dir `out/<name>`.
     fn build_as(&self, user: &str, name: &str, env: &[(&str, &str)]) -> Image {
+        self.build_as_with(user, name, env, &[])
+    }
+
+    /// [`UserDirs::build_as`] with extra `kiln build` arguments.
+    fn build_as_with(&self, user: &str, name: &str, env: &[(&str, &str)], extra: &[&str]) -> Image {
         let dest = self.path("out").join(name);
-        let mut cmd = assert_cmd::Command::from_std(self.command(user, name));
+        let mut cmd = assert_cmd::Command::from_std(self.command(user, name, extra));
         cmd.timeout(TIMEOUT);
         for (k, v) in env {
             cmd.env(k, v);
@@ -283,7 +303,7 @@ fn assert_same_layers(what: &str, want: &[Vec<LayerEntry>], got: &[Vec<LayerEntr
 
 #[test]
 fn rootless_multi_stage_build_matches_the_root_build() {
-    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (uid, gid) = ensure_user(RANGED_USER);
     let f = multi_stage_fixture();
     let reference = layers(&root_build(&f));
     check_reference(&reference);
@@ -303,7 +323,7 @@ fn rootless_multi_stage_build_matches_the_root_build() {
 
 #[test]
 fn rootless_copy_snapshotter_matches_the_root_build() {
-    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (uid, gid) = ensure_user(RANGED_USER);
     let f = multi_stage_fixture();
     let reference = layers(&root_build(&f));
     check_reference(&reference);
@@ -314,7 +334,7 @@ fn rootless_copy_snapshotter_matches_the_root_build() {
 
 #[test]
 fn rootless_single_id_mapping_builds_run_and_copy() {
-    let (uid, gid) = ensure_user(SINGLE_USER, false);
+    let (uid, gid) = ensure_user(SINGLE_USER);
     let f = Fixture::empty();
     f.write(
         "Dockerfile",
@@ -369,7 +389,7 @@ fn sandbox_view(user: &str, uid: u32, gid: u32, env: &[(&str, &str)]) -> (String
 
 #[test]
 fn rootless_run_is_in_the_user_namespace_on_overlay_with_userxattr() {
-    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (uid, gid) = ensure_user(RANGED_USER);
     let (map, root) = sandbox_view(RANGED_USER, uid, gid, &[]);
     let lines: Vec<Vec<String>> = map
         .lines()
@@ -391,7 +411,7 @@ fn rootless_run_is_in_the_user_namespace_on_overlay_with_userxattr() {
 
 #[test]
 fn rootless_copy_snapshotter_is_used_when_asked() {
-    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (uid, gid) = ensure_user(RANGED_USER);
     let (_, root) = sandbox_view(RANGED_USER, uid, gid, &[("KILN_SNAPSHOTTER", "copy")]);
     assert!(
         !root.contains(" - overlay "),
@@ -415,7 +435,7 @@ impl Drop for Group {
 /// namespace once the sleep runs, and checks that kiln exits within 5 s and nothing is left
 /// (the namespace child dies with its parent).
 fn rootless_interrupt(signal: Signal, secs: &str) {
-    let (uid, gid) = ensure_user(RANGED_USER, true);
+    let (uid, gid) = ensure_user(RANGED_USER);
     let f = Fixture::empty();
     f.write(
         "Dockerfile",
@@ -424,7 +444,7 @@ fn rootless_interrupt(signal: Signal, secs: &str) {
     let dirs = UserDirs::new(&f, uid, gid);
     let kiln = dirs.path("kiln");
     let log = std::fs::File::create(dirs.path("kiln.log")).expect("log");
-    let mut cmd = dirs.command(RANGED_USER, "never");
+    let mut cmd = dirs.command(RANGED_USER, "never", &[]);
     cmd.stdin(std::process::Stdio::null())
         .stdout(log.try_clone().expect("dup log"))
         .stderr(log)
@@ -504,4 +524,68 @@ fn rootless_sigterm_is_forwarded_and_cancels_the_build() {
 #[test]
 fn rootless_kill_9_leaves_no_process() {
     rootless_interrupt(Signal::SIGKILL, "1047");
+}
+
+#[test]
+fn rootless_run_mounts_and_network_none_match_the_root_build() {
+    let (uid, gid) = ensure_user(RANGED_USER);
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@ AS src\n\
+         RUN mkdir /data && echo s > /data/s\n\
+         FROM @BASE@\n\
+         RUN --mount=type=bind,from=src,source=/data,target=/mnt/data cat /mnt/data/s > /from-stage\n\
+         RUN --mount=type=bind,target=/ctx cat /ctx/ctx.txt > /from-ctx\n\
+         RUN --mount=type=cache,target=/var/cache/app,uid=1000 \\\n\
+          stat -c %u /var/cache/app > /cache-owner && echo c > /var/cache/app/c\n\
+         RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN echo ${#TOKEN} > /secret-len\n\
+         RUN --network=none cat /sys/class/net/lo/operstate > /net\n",
+    );
+    f.write("ctx.txt", "context\n");
+    let secret = ["--secret", "id=tok,env=TOK"];
+    let dest = f.out("root");
+    let d = format!("type=oci,dest={},tar=false", dest.display());
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "--progress=plain", "--root"])
+        .arg(f.root())
+        .args(secret)
+        .args(["-o", &d])
+        .arg(f.ctx())
+        .env("TOK", "twelve chars")
+        .env("NO_COLOR", "1")
+        .timeout(TIMEOUT)
+        .output()
+        .expect("run kiln");
+    Outcome {
+        args: vec!["(root) build".into()],
+        output: out,
+    }
+    .ok();
+    let root = Image::from_oci_dir(&dest).expect("read OCI dir");
+    let text = |i: &Image, p: &str| {
+        String::from_utf8_lossy(&i.file(p).expect("layers").expect(p)).into_owned()
+    };
+    for (p, want) in [
+        ("from-stage", "s\n"),
+        ("from-ctx", "context\n"),
+        ("cache-owner", "1000\n"),
+        ("tmpfs", "t\n"),
+        ("secret-len", "12\n"),
+    ] {
+        assert_eq!(text(&root, p), want, "{p}");
+    }
+    let reference = layers(&root);
+    let dirs = UserDirs::new(&f, uid, gid);
+    for (name, env) in [
+        ("overlay", vec![("TOK", "twelve chars")]),
+        (
+            "copy",
+            vec![("TOK", "twelve chars"), ("KILN_SNAPSHOTTER", "copy")],
+        ),
+    ] {
+        let image = dirs.build_as_with(RANGED_USER, name, &env, &secret);
+        assert_same_layers(&format!("rootless {name}"), &reference, &layers(&image));
+    }
 }
