@@ -225,6 +225,7 @@ pub fn run_in_user_namespace() -> Option<i32> {
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
         let parent = std::env::var(CHILD_ENV).unwrap_or_default();
         if parent != nix::unistd::getppid().to_string() {
+            eprintln!("ERROR: rootless: the parent kiln process is gone");
             return Some(1);
         }
         return None;

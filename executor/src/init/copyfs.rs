@@ -12,6 +12,10 @@
 //! itself copied up (metadata only) when its ctime changed or anything under it did; a
 //! missing entry becomes a whiteout; a directory recreated where something existed becomes
 //! an opaque directory, as overlayfs makes it.
+//!
+//! Hard links between lower files are copied as separate files (overlay without `index`
+//! breaks them on copy-up too); links the job makes survive, since changed entries are
+//! moved (renamed) into the upper dir rather than copied.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
