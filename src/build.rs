@@ -229,7 +229,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         init: InitCommand::current_exe(),
         registry: client.clone(),
         runtime: handle.clone(),
-        compression: Default::default(),
+        compression: creation_compression(&opts.outputs),
         allow: opts.allow,
     })?;
     executor.set_session(opts.session.clone());
@@ -356,6 +356,26 @@ async fn export(
 }
 
 /// Spans of the RUN instructions written with `--network=host`.
+/// The compression new layers are written with: the one every output wants, so that no
+/// output has to recompress them (a 1 GiB layer exported uncompressed was gzipped and then
+/// unpacked again); gzip when outputs differ or there are none (Docker's default).
+fn creation_compression(outputs: &[Output]) -> kiln_oci::layer::Compression {
+    use kiln_oci::layer::Compression;
+    let wanted: Vec<Compression> = outputs
+        .iter()
+        .map(|o| match o {
+            Output::Docker { .. } => Compression::Gzip,
+            Output::Oci { compression, .. } | Output::Image { compression, .. } => {
+                compression.compression
+            }
+        })
+        .collect();
+    match wanted.split_first() {
+        Some((first, rest)) if rest.iter().all(|c| c == first) => *first,
+        _ => Compression::Gzip,
+    }
+}
+
 /// `<Dockerfile>.dockerignore` next to the Dockerfile, when it exists: it replaces the
 /// context's `.dockerignore` (BuildKit's testDockerignoreOverride).
 fn dockerfile_ignore(dockerfile: &std::path::Path) -> Option<std::path::PathBuf> {
@@ -432,4 +452,40 @@ fn solve_failure(
     }
     let msg = source_error(df_name, text, span, &e.to_string(), None);
     Failure(format!("{msg}{out}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_exporter::ExportCompression;
+    use kiln_oci::layer::Compression;
+
+    fn oci(c: Compression) -> Output {
+        Output::Oci {
+            dest: "d".into(),
+            tar: true,
+            compression: ExportCompression {
+                compression: c,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn new_layers_take_the_compression_every_output_wants() {
+        assert_eq!(creation_compression(&[]), Compression::Gzip);
+        assert_eq!(
+            creation_compression(&[oci(Compression::None)]),
+            Compression::None
+        );
+        assert_eq!(
+            creation_compression(&[oci(Compression::Zstd), oci(Compression::Zstd)]),
+            Compression::Zstd
+        );
+        let docker = Output::Docker { dest: "d".into() };
+        assert_eq!(
+            creation_compression(&[oci(Compression::Zstd), docker]),
+            Compression::Gzip
+        );
+    }
 }

@@ -2,14 +2,22 @@
 
 use std::io::{self, Write};
 
+use super::pgzip::ParGzEncoder;
 use super::Compression;
 use crate::store::BlobWriter;
 
 /// The compressor in front of the blob writer.
 pub(crate) enum Encoder {
-    Gzip(flate2::write::GzEncoder<BlobWriter>),
+    Gzip(ParGzEncoder<BlobWriter>),
     Zstd(zstd::stream::write::Encoder<'static, BlobWriter>),
     Plain(BlobWriter),
+}
+
+/// Compression threads: the CPUs, at most 8.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
 }
 
 impl Encoder {
@@ -19,18 +27,15 @@ impl Encoder {
                 let level = level
                     .and_then(|l| u32::try_from(l).ok())
                     .map_or_else(flate2::Compression::default, flate2::Compression::new);
-                // GzEncoder's header has mtime 0, no name and a fixed OS byte: reproducible.
-                Encoder::Gzip(flate2::write::GzEncoder::new(w, level))
+                // Chunked parallel deflate: the same bytes for any thread count.
+                Encoder::Gzip(ParGzEncoder::new(w, level, workers()))
             }
             Compression::Zstd => {
                 let level = level.unwrap_or(zstd::DEFAULT_COMPRESSION_LEVEL);
                 let mut e = zstd::stream::write::Encoder::new(w, level)?;
                 // Multi-threaded output is the same for any worker count >= 1 but differs
                 // from single-threaded mode, so always use at least one worker.
-                let workers = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .clamp(1, 8);
-                e.multithread(u32::try_from(workers).unwrap_or(1))?;
+                e.multithread(u32::try_from(workers()).unwrap_or(1))?;
                 Encoder::Zstd(e)
             }
             Compression::None => Encoder::Plain(w),

@@ -8,6 +8,7 @@
 
 mod convert;
 mod encoder;
+mod pgzip;
 mod safe_fs;
 mod unpack;
 mod write;
