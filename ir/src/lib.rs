@@ -4,10 +4,12 @@
 //! Plain data and traits only: no behaviour lives here, so every crate above can depend on
 //! it without pulling in I/O.
 
+mod chmod;
 mod graph;
 mod ops;
 mod worker;
 
+pub use chmod::{invalid_chmod, Chmod, ChmodClause};
 pub use graph::{Graph, HistoryStep, Node, NodeId, Span, Stage};
 pub use ops::{
     CacheSharing, Chown, ContextSource, CopyAction, ExecMount, ExecOp, FileAction, FileOp,

@@ -12,13 +12,13 @@ use filetime::FileTime;
 use kiln_ir::{Chown, CopyAction, MkdirAction, MkfileAction};
 use nix::sys::stat::{mknod, Mode, SFlag};
 
-use super::chmod::ChmodSpec;
 use super::exclude::Excludes;
 use super::paths::resolve;
 use super::pattern::{has_meta, matches};
 use super::tree::Tree;
 use crate::spec::InitFailure;
 use crate::users::{parse_group, parse_passwd, resolve_chown};
+use kiln_ir::Chmod as ChmodSpec;
 
 const MULTI_SOURCE: &str = "When using COPY with more than one source file, the destination must be a directory and end with a /";
 
@@ -217,7 +217,7 @@ fn expand(tree: &Tree, src: &str) -> Result<Vec<Found>, InitFailure> {
 fn chmod_of(action: &CopyAction) -> Result<Option<ChmodSpec>, InitFailure> {
     match (&action.chmod_symbolic, action.chmod) {
         (Some(s), _) => ChmodSpec::parse(s).map(Some).map_err(other),
-        (None, Some(m)) if m > 0o7777 => Err(other(super::chmod::invalid(&format!("{m:o}")))),
+        (None, Some(m)) if m > 0o7777 => Err(other(kiln_ir::invalid_chmod(&format!("{m:o}")))),
         (None, m) => Ok(m.map(ChmodSpec::Octal)),
     }
 }

@@ -2,7 +2,6 @@
 //! rootfs overlay and read-only overlays of source stages are mounted there, so no mount can
 //! reach the host, and every write lands in the overlay upper dir (the new layer).
 
-mod chmod;
 mod copy;
 mod exclude;
 mod parents;

@@ -4,7 +4,6 @@
 //! checked (mount fields, `--chmod`) come with a public parser that lowering calls after
 //! expanding them ([`MountSpec::resolve`], [`Chmod::parse`]).
 
-mod chmod;
 mod commands;
 mod duration;
 mod flags;
@@ -18,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::ast::Dockerfile;
 use crate::error::ParseError;
 
-pub use chmod::{Chmod, ChmodClause};
 pub use duration::parse_go_duration;
+pub use kiln_ir::{Chmod, ChmodClause};
 pub use mount::{parse_size, Mount, MountField, MountSpec, MountType};
 
 /// `key=value` (value raw, still to be expanded) from ENV, LABEL or ARG.
