@@ -107,8 +107,11 @@ pub(crate) fn fetch_http(
     {
         return Err(fail(url, format!("invalid file name {:?}", src.filename)));
     }
-    let (body, last_modified) = runtime.block_on(async {
-        let resp = reqwest::get(url)
+    // Streamed to the file while hashing: a large download never sits in memory.
+    let tmp = temp_dir(downloads, seq)?;
+    let file = tmp.path.join(&src.filename);
+    let (digest, last_modified) = runtime.block_on(async {
+        let mut resp = reqwest::get(url)
             .await
             .map_err(|e| fail(url, e.to_string()))?;
         if !resp.status().is_success() {
@@ -122,19 +125,20 @@ pub(crate) fn fetch_http(
             .get(reqwest::header::LAST_MODIFIED)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_http_date);
-        let body = resp.bytes().await.map_err(|e| fail(url, e.to_string()))?;
-        Ok((body, lm))
+        let mut out = std::fs::File::create(&file).map_err(ExecutorError::io(&file))?;
+        let mut hash = kiln_oci::Sha256Writer::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(url, e.to_string()))? {
+            hash.update(&chunk);
+            std::io::Write::write_all(&mut out, &chunk).map_err(ExecutorError::io(&file))?;
+        }
+        Ok((hash.finish().0.to_string(), lm))
     })?;
-    let digest = Digest::of(&body).to_string();
     if let Some(sum) = &src.checksum {
         if *sum != digest {
             return Err(fail(url, format!("digest mismatch {sum}: {digest}")));
         }
     }
     let mtime = last_modified.unwrap_or(0);
-    let tmp = temp_dir(downloads, seq)?;
-    let file = tmp.path.join(&src.filename);
-    std::fs::write(&file, &body).map_err(ExecutorError::io(&file))?;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(HTTP_MODE))
         .map_err(ExecutorError::io(&file))?;
     let t = FileTime::from_unix_time(mtime, 0);
