@@ -12,7 +12,7 @@ use kiln_oci::registry::{RegistryClient, RegistryOptions};
 use kiln_oci::{ContentStore, Descriptor, ImageRef, Platform};
 use kiln_solver::{Solver, SolverOptions};
 
-use crate::cli::{BuildOptions, Output};
+use crate::cli::{BuildContext, BuildOptions, Output};
 use crate::image::assemble;
 use crate::progress::Progress;
 use crate::report::source_error;
@@ -130,6 +130,8 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         )));
     }
 
+    let named_dirs = named_context_dirs(&opts.build_contexts)?;
+
     let dockerfile = kiln_frontend::parse(&text).map_err(|e| {
         Failure(source_error(
             &df_name,
@@ -167,6 +169,17 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     let lower_opts = kiln_frontend::LowerOptions {
         build_args: opts.build_args.clone(),
         target: opts.target.clone(),
+        named_contexts: opts
+            .build_contexts
+            .iter()
+            .map(|(k, c)| {
+                let c = match c {
+                    BuildContext::Local(_) => kiln_frontend::NamedContext::Local,
+                    BuildContext::Image(r) => kiln_frontend::NamedContext::Image(r.clone()),
+                };
+                (k.clone(), c)
+            })
+            .collect(),
     };
     let check = opts.check;
     let (report, graph) = {
@@ -255,6 +268,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     })?;
     let mut contexts = BTreeMap::new();
     contexts.insert("context".to_string(), context_dir);
+    contexts.extend(named_dirs);
     let result = match solver
         .solve(&graph, &contexts, progress.clone(), shared.cancel.clone())
         .await
@@ -353,6 +367,33 @@ async fn export(
         }
     }
     Ok(())
+}
+
+/// The directories of local `--build-context`s, absolute, by the solver's context name;
+/// buildx's errors for one that is missing or not a directory.
+fn named_context_dirs(
+    named: &BTreeMap<String, BuildContext>,
+) -> Result<BTreeMap<String, std::path::PathBuf>, Failure> {
+    let mut dirs = BTreeMap::new();
+    for (key, c) in named {
+        let BuildContext::Local(dir) = c else {
+            continue;
+        };
+        let abs = std::fs::canonicalize(dir).map_err(|e| {
+            Failure(format!(
+                "failed to get build context {key}: stat {}: {e}",
+                dir.display()
+            ))
+        })?;
+        if !abs.is_dir() {
+            return Err(Failure(format!(
+                "failed to get build context path {}: not a directory",
+                dir.display()
+            )));
+        }
+        dirs.insert(kiln_frontend::local_context_name(key), abs);
+    }
+    Ok(dirs)
 }
 
 /// Spans of the RUN instructions written with `--network=host`.

@@ -21,7 +21,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile and a context directory.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print the Dockerfile's syntax tree as JSON.
     Parse(InspectArgs),
     /// Show the build ARGs, secrets and ssh ids a build of the target takes.
@@ -161,6 +161,10 @@ pub(crate) struct BuildArgs {
     /// The stage to build.
     #[arg(long, value_name = "STAGE")]
     pub(crate) target: Option<String>,
+    /// An additional named context (`NAME=DIR` or `NAME=docker-image://REF`), for `FROM NAME`,
+    /// `COPY --from=NAME` and `RUN --mount=from=NAME`.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub(crate) build_contexts: Vec<String>,
     /// Output destination (`type=docker|oci|image,dest=…,name=…,push=true,tar=false`).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub(crate) outputs: Vec<String>,
@@ -240,6 +244,8 @@ pub(crate) struct BuildOptions {
     /// `--label K=V` (a bare `K` is an empty label, as buildx).
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) target: Option<String>,
+    /// `--build-context`, by the frontend's key of the name.
+    pub(crate) build_contexts: BTreeMap<String, BuildContext>,
     pub(crate) outputs: Vec<Output>,
     pub(crate) no_cache: bool,
     pub(crate) check: bool,
@@ -312,6 +318,11 @@ impl BuildArgs {
                 })
                 .collect(),
             target: self.target,
+            build_contexts: self
+                .build_contexts
+                .iter()
+                .map(|s| parse_build_context(s))
+                .collect::<Result<_, _>>()?,
             outputs,
             no_cache: self.no_cache,
             check: self.check,
@@ -390,6 +401,56 @@ pub(crate) fn session(
         out.ssh.insert(id, socket);
     }
     Ok(out)
+}
+
+/// What a `--build-context` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BuildContext {
+    /// A local directory (checked when the build starts, as buildx does).
+    Local(PathBuf),
+    /// `docker-image://REF`.
+    Image(String),
+}
+
+/// Parses one `--build-context NAME=VALUE` (buildx's forms; the name is normalised as an
+/// image reference, `docker.io/library/alpine:latest` → `alpine`). git, HTTP, OCI-layout and
+/// bake `target:` values are not supported.
+pub(crate) fn parse_build_context(spec: &str) -> Result<(String, BuildContext), UsageError> {
+    let bad = |m: String| UsageError(format!("invalid --build-context {spec:?}: {m}"));
+    let (name, value) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=VALUE".into()))?;
+    if name.is_empty() {
+        return Err(bad("empty name".into()));
+    }
+    let key = kiln_frontend::named_context_key(name)
+        .map_err(|e| bad(format!("invalid context name {name:?}: {e}")))?;
+    if value.is_empty() {
+        return Err(bad("empty value".into()));
+    }
+    if let Some(reference) = value.strip_prefix("docker-image://") {
+        if reference != "scratch" {
+            reference
+                .parse::<kiln_oci::ImageRef>()
+                .map_err(|e| bad(format!("invalid image: {e}")))?;
+        }
+        return Ok((key, BuildContext::Image(reference.to_string())));
+    }
+    let kind = if let Some((scheme, _)) = value.split_once("://") {
+        Some(format!("{scheme}://"))
+    } else if value.starts_with("git@") {
+        Some("git".into())
+    } else if value.starts_with("target:") {
+        Some("target:".into())
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(bad(format!(
+            "{kind} contexts are not supported (use a local directory or docker-image://REF)"
+        )));
+    }
+    Ok((key, BuildContext::Local(PathBuf::from(value))))
 }
 
 /// `/var/lib/kiln` as root, `$XDG_DATA_HOME/kiln` (or `~/.local/share/kiln`) otherwise.
@@ -526,5 +587,52 @@ mod tests {
         assert!(parse_output("type=nope,dest=x", &t).is_err());
         assert!(parse_output("type=oci,dest=x,tar=maybe", &t).is_err());
         assert!(parse_output("type=oci,dest=x,bogus=1", &t).is_err());
+    }
+
+    #[test]
+    fn build_contexts() {
+        let ok = |s: &str| parse_build_context(s).unwrap();
+        assert_eq!(
+            ok("docs=./docs"),
+            ("docs".into(), BuildContext::Local("./docs".into()))
+        );
+        assert_eq!(
+            ok("base=/abs/dir=x"),
+            ("base".into(), BuildContext::Local("/abs/dir=x".into()))
+        );
+        assert_eq!(
+            ok("docker.io/library/alpine:latest=docker-image://127.0.0.1:5000/b:1"),
+            (
+                "alpine".into(),
+                BuildContext::Image("127.0.0.1:5000/b:1".into())
+            )
+        );
+        assert_eq!(
+            ok("alpine:3.19=docker-image://busybox"),
+            ("alpine:3.19".into(), BuildContext::Image("busybox".into()))
+        );
+        let err = |s: &str| parse_build_context(s).unwrap_err().0;
+        assert!(
+            err("docs").contains("expected NAME=VALUE"),
+            "{}",
+            err("docs")
+        );
+        assert!(err("=./docs").contains("empty name"));
+        assert!(err("docs=").contains("empty value"));
+        assert!(err("Docs=./d").contains("invalid context name"));
+        assert!(err("a=docker-image://Bad:tag").contains("invalid image"));
+        for v in [
+            "oci-layout:///tmp/l",
+            "https://example.com/x.tar",
+            "git://example.com/r.git",
+            "git@github.com:o/r.git",
+            "target:base",
+        ] {
+            assert!(
+                err(&format!("x={v}")).contains("not supported"),
+                "{v}: {}",
+                err(&format!("x={v}"))
+            );
+        }
     }
 }

@@ -34,7 +34,9 @@ mod syntax;
 
 pub use ast::{parse, Args, Directive, Dockerfile, Flag, Heredoc, Instruction, Warning, Word};
 pub use error::{line_col, FrontendError, ParseError};
-pub use lower::{lower, ImageResolver, LowerOptions};
+pub use lower::{
+    local_context_name, lower, named_context_key, ImageResolver, LowerOptions, NamedContext,
+};
 
 /// [`parse`] then [`lower`].
 pub fn build_graph(

@@ -10,7 +10,9 @@ use super::rules::{self, Rule};
 use super::stages::{self, AstStages};
 use crate::ast::{Args, Dockerfile, Instruction};
 use crate::error::{suggest, FrontendError};
-use crate::lower::{add_or_replace, ImageResolver, LowerOptions, DEFAULT_PATH};
+use crate::lower::{
+    add_or_replace, lookup_named, ImageResolver, LowerOptions, NamedContext, DEFAULT_PATH,
+};
 use crate::shell::{EnvLookup, Expansion, Lexer};
 
 /// A check that fired.
@@ -297,7 +299,14 @@ pub(crate) fn simulate<'a>(
         let mut state = match bases[i] {
             Some(j) => states[j].clone().unwrap_or_default(),
             None if base_names[i].eq_ignore_ascii_case("scratch") => State::default(),
-            None => image_state(resolver, &base_names[i], st.stages[i].from.span)?,
+            // A named context: a local one starts empty, an image one is that image.
+            None => match lookup_named(&opts.named_contexts, &base_names[i]) {
+                Some((_, NamedContext::Local)) => State::default(),
+                Some((_, NamedContext::Image(r))) => {
+                    image_state(resolver, r, st.stages[i].from.span)?
+                }
+                None => image_state(resolver, &base_names[i], st.stages[i].from.span)?,
+            },
         };
         if !state.env.iter().any(|(k, _)| k == "PATH") {
             state.env.push(("PATH".into(), DEFAULT_PATH.into()));

@@ -103,6 +103,7 @@ pub(super) fn copy(
             (Some(_), Some(FromRef::Image(r))) => {
                 cx.lw.implicit_image(&r, cx.cmd.span, cx.stage)?
             }
+            (Some(_), Some(FromRef::Local(key))) => cx.lw.named_context(&key, cx.stage),
         })
     };
     let dest_raw = cx.expand(st, &c.dest)?;

@@ -6,6 +6,7 @@
 mod copy;
 mod dispatch;
 mod format;
+mod named;
 mod remote;
 mod run;
 
@@ -18,6 +19,9 @@ use crate::ast::Dockerfile;
 use crate::error::{with_suggestion, FrontendError};
 use crate::instructions::{self, CommandKind, Instructions};
 use crate::shell::Lexer;
+
+pub(crate) use named::lookup as lookup_named;
+pub use named::{local_context_name, named_context_key, NamedContext};
 
 /// Resolves an image reference to one platform's manifest and config. The binary implements
 /// it against registries; tests pass a fake.
@@ -33,6 +37,8 @@ pub struct LowerOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build (default: the last).
     pub target: Option<String>,
+    /// `--build-context NAME=VALUE`, keyed by [`named_context_key`] of the name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
 }
 
 /// Linux's default PATH, which BuildKit adds when the base config has none.
@@ -48,6 +54,8 @@ enum Base {
     Scratch,
     Image(String),
     Stage(usize),
+    /// A local named context (its key).
+    Local(String),
 }
 
 /// A COPY --from source.
@@ -55,6 +63,8 @@ enum Base {
 pub(crate) enum FromRef {
     Stage(usize),
     Image(String),
+    /// A local named context (its key).
+    Local(String),
 }
 
 /// The state of a stage while its instructions are dispatched (BuildKit's dispatchState).
@@ -92,6 +102,10 @@ pub(crate) struct Lowering<'a> {
     pub(crate) resolved: HashMap<String, ResolvedImage>,
     pub(crate) image_nodes: HashMap<String, NodeId>,
     pub(crate) context_node: Option<NodeId>,
+    /// Source nodes of local named contexts, by key.
+    pub(crate) named_nodes: HashMap<String, NodeId>,
+    /// The filesystems of local named contexts used as a FROM, by key.
+    pub(crate) named_rootfs: HashMap<String, NodeId>,
     pub(crate) done: Vec<Option<StageState>>,
     pub(crate) stage_deps: Vec<Vec<Option<FromRef>>>,
     /// `AS` names of every stage (lower-cased), in order.
@@ -101,30 +115,44 @@ pub(crate) struct Lowering<'a> {
 }
 
 /// BuildKit's `--from` resolution: a stage index, a stage name (case-insensitive), or else
-/// an image reference (an implicit stage).
-fn resolve_from(from: &str, names: &[Option<String>]) -> Result<FromRef, String> {
-    if let Ok(idx) = from.parse::<i64>() {
-        return match usize::try_from(idx) {
-            Ok(i) if i < names.len() => Ok(FromRef::Stage(i)),
-            _ => Err(format!("invalid stage index {idx}")),
-        };
-    }
-    let lower = from.to_lowercase();
-    Ok(
-        match names
+/// an image reference (an implicit stage). A named context replaces a stage of its name and
+/// comes before an image of its name (see [`named`]).
+fn resolve_from(
+    from: &str,
+    names: &[Option<String>],
+    named: &BTreeMap<String, NamedContext>,
+) -> Result<FromRef, String> {
+    let stage = if let Ok(idx) = from.parse::<i64>() {
+        match usize::try_from(idx) {
+            Ok(i) if i < names.len() => Some(i),
+            _ => return Err(format!("invalid stage index {idx}")),
+        }
+    } else {
+        let lower = from.to_lowercase();
+        names
             .iter()
             .position(|n| n.as_deref() == Some(lower.as_str()))
-        {
-            Some(j) => FromRef::Stage(j),
-            None => FromRef::Image(from.to_string()),
-        },
-    )
+    };
+    let name = match stage {
+        Some(j) => names[j].as_deref(),
+        None => Some(from),
+    };
+    if let Some((key, c)) = name.and_then(|n| named::lookup(named, n)) {
+        return Ok(match c {
+            NamedContext::Local => FromRef::Local(key),
+            NamedContext::Image(r) => FromRef::Image(r.clone()),
+        });
+    }
+    Ok(match stage {
+        Some(j) => FromRef::Stage(j),
+        None => FromRef::Image(from.to_string()),
+    })
 }
 
 impl Lowering<'_> {
     /// What a `--from` names.
     pub(crate) fn resolve_from_ref(&self, from: &str) -> Result<FromRef, String> {
-        resolve_from(from, &self.stage_names)
+        resolve_from(from, &self.stage_names, &self.opts.named_contexts)
     }
 
     /// The stage's name in messages (`build`, `stage-1`).
@@ -364,7 +392,7 @@ fn trigger_needs(
     s: usize,
 ) -> Result<(Vec<usize>, usize), FrontendError> {
     let triggers: Vec<String> = match &bases[s] {
-        Base::Scratch => Vec::new(),
+        Base::Scratch | Base::Local(_) => Vec::new(),
         Base::Stage(j) => ins.stages[*j]
             .commands
             .iter()
@@ -397,9 +425,9 @@ fn trigger_needs(
             _ => Vec::new(),
         };
         for (from, is_copy) in froms {
-            match resolve_from(&from, &lw.stage_names) {
+            match resolve_from(&from, &lw.stage_names, &lw.opts.named_contexts) {
                 Ok(FromRef::Stage(j)) => stages.push(j),
-                Ok(FromRef::Image(_)) if is_copy => images += 1,
+                Ok(FromRef::Image(_) | FromRef::Local(_)) if is_copy => images += 1,
                 _ => {}
             }
         }
@@ -425,8 +453,11 @@ pub fn lower(
         .filter(|v| !v.is_empty())
         .and_then(|v| v.parse::<i64>().ok());
 
-    // Expand FROM lines and find each stage's base.
+    // Expand FROM lines and find each stage's base. A stage named like a named context is
+    // that context (`replaced`): its instructions are not run.
+    let named = &opts.named_contexts;
     let mut bases = Vec::with_capacity(ins.stages.len());
+    let mut replaced = vec![false; ins.stages.len()];
     let mut names: Vec<String> = Vec::new();
     for (i, st) in ins.stages.iter().enumerate() {
         if let Some(p) = &st.platform {
@@ -442,13 +473,22 @@ pub fn lower(
             ));
         }
         let lower = name.to_lowercase();
-        let base = match ins.stages[..i]
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            Some(j) => Base::Stage(j),
-            None if lower == "scratch" => Base::Scratch,
-            None => Base::Image(name),
+        let of_context = |(key, c): (String, &NamedContext)| match c {
+            NamedContext::Local => Base::Local(key),
+            NamedContext::Image(r) => Base::Image(r.clone()),
+        };
+        let own = st.name.as_deref().and_then(|n| named::lookup(named, n));
+        replaced[i] = own.is_some();
+        let base = match own {
+            Some(c) => of_context(c),
+            None => match ins.stages[..i]
+                .iter()
+                .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+            {
+                Some(j) => Base::Stage(j),
+                None if lower == "scratch" => Base::Scratch,
+                None => named::lookup(named, &name).map_or(Base::Image(name), of_context),
+            },
         };
         bases.push(base);
         names.push(st.name.clone().unwrap_or_else(|| format!("stage-{i}")));
@@ -463,10 +503,14 @@ pub fn lower(
         let mut deps = Vec::with_capacity(st.commands.len());
         let mut extra = Vec::new();
         for c in &st.commands {
+            if replaced[i] {
+                deps.push(None);
+                continue;
+            }
             if let CommandKind::Run(r) = &c.kind {
                 for f in r.mounts.iter().flat_map(|m| &m.fields) {
                     if let (Some(v), "from") = (&f.value, f.key.as_str()) {
-                        if let Ok(FromRef::Stage(j)) = resolve_from(v, &stage_names) {
+                        if let Ok(FromRef::Stage(j)) = resolve_from(v, &stage_names, named) {
                             extra.push(j);
                         }
                     }
@@ -486,9 +530,9 @@ pub fn lower(
                     Some(c.span),
                 ));
             }
-            let dep =
-                resolve_from(from, &stage_names).map_err(|e| FrontendError::at(e, Some(c.span)))?;
-            if matches!(dep, FromRef::Image(_)) {
+            let dep = resolve_from(from, &stage_names, named)
+                .map_err(|e| FrontendError::at(e, Some(c.span)))?;
+            if matches!(dep, FromRef::Image(_) | FromRef::Local(_)) {
                 implicit += 1;
             }
             if dep == FromRef::Stage(i) {
@@ -554,6 +598,8 @@ pub fn lower(
         resolved: HashMap::new(),
         image_nodes: HashMap::new(),
         context_node: None,
+        named_nodes: HashMap::new(),
+        named_rootfs: HashMap::new(),
         done: vec![None; ins.stages.len()],
         stage_deps,
         stage_names: ins.stages.iter().map(|s| s.name.clone()).collect(),
@@ -568,6 +614,9 @@ pub fn lower(
             continue;
         }
         todo.extend(&needs[s]);
+        if replaced[s] {
+            continue;
+        }
         let (stages, images) = trigger_needs(&mut lw, &ins, &bases, s)?;
         todo.extend(stages);
         implicit += images;
@@ -583,8 +632,13 @@ pub fn lower(
         } else {
             String::new()
         };
-        let state = start_stage(&mut lw, i, st, &bases[i], label)?;
-        let state = dispatch::run_stage(&mut lw, i, st, state)?;
+        let mut state = start_stage(&mut lw, i, st, &bases[i], label)?;
+        if replaced[i] {
+            // BuildKit clears a replaced stage's ONBUILD triggers without running them.
+            state.config.config.on_build = None;
+        } else {
+            state = dispatch::run_stage(&mut lw, i, st, state)?;
+        }
         lw.done[i] = Some(state);
     }
 
@@ -677,6 +731,22 @@ fn start_stage(
                 last: node,
                 base_node: node,
                 history: Vec::new(),
+                cmd_set: false,
+                index: 0,
+                total: layer_cmds,
+                label,
+            }
+        }
+        Base::Local(key) => {
+            let node = lw.named_rootfs(key, i, st.span);
+            StageState {
+                env: Vec::new(),
+                config: empty_config(),
+                build_args: Vec::new(),
+                cwd: "/".into(),
+                last: node,
+                base_node: node,
+                history: vec![named::base_history(key, node)],
                 cmd_set: false,
                 index: 0,
                 total: layer_cmds,

@@ -121,6 +121,7 @@ fn mount_input(
             }
         },
         FromRef::Image(img) => cx.lw.implicit_image(&img, cx.cmd.span, cx.stage)?,
+        FromRef::Local(key) => cx.lw.named_context(&key, cx.stage),
     };
     inputs.push(node);
     Ok(Some(inputs.len() - 1))

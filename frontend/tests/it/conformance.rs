@@ -18,6 +18,7 @@ fn opts(args: &[(&str, &str)], target: Option<&str>) -> LowerOptions {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
         target: target.map(String::from),
+        ..Default::default()
     }
 }
 

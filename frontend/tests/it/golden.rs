@@ -33,6 +33,7 @@ fn options(dir: &Path) -> LowerOptions {
     LowerOptions {
         build_args,
         target: v.get("target").and_then(Value::as_str).map(String::from),
+        ..Default::default()
     }
 }
 

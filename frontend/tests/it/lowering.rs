@@ -25,6 +25,7 @@ fn graph_with(
         &LowerOptions {
             build_args,
             target: target.map(String::from),
+            ..Default::default()
         },
         &FakeResolver::default(),
     )

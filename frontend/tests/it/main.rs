@@ -8,6 +8,7 @@ mod golden;
 mod lint;
 mod lowering;
 mod meaning;
+mod named_contexts;
 mod outline;
 mod props;
 mod syntax_golden;

@@ -16,6 +16,7 @@ fn lower(text: &str, args: &[(&str, &str)], target: Option<&str>) -> Result<Grap
     let opts = LowerOptions {
         build_args,
         target: target.map(String::from),
+        ..Default::default()
     };
     build_graph(text, &opts, &FakeResolver::default())
 }

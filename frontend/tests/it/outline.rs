@@ -96,6 +96,7 @@ fn outline_of_another_target_with_build_args() {
     let opts = LowerOptions {
         target: Some("tests".into()),
         build_args: [("GO_VERSION".to_string(), "1.21".to_string())].into(),
+        ..Default::default()
     };
     let o = outline(DOCKERFILE, &opts).unwrap();
     assert_eq!(o.name, "tests");
