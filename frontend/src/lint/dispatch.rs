@@ -296,11 +296,18 @@ pub(crate) fn simulate<'a>(
         if !reachable[i] {
             continue;
         }
-        let mut state = match bases[i] {
-            Some(j) => states[j].clone().unwrap_or_default(),
-            None if base_names[i].eq_ignore_ascii_case("scratch") => State::default(),
+        // A stage named like a named context is that context; its instructions do not run.
+        let own = st.stages[i]
+            .name
+            .as_deref()
+            .and_then(|n| lookup_named(&opts.named_contexts, n));
+        let mut state = match (own.as_ref().map(|o| o.1), bases[i]) {
+            (Some(NamedContext::Local), _) => State::default(),
+            (Some(NamedContext::Image(r)), _) => image_state(resolver, r, st.stages[i].from.span)?,
+            (None, Some(j)) => states[j].clone().unwrap_or_default(),
+            (None, None) if base_names[i].eq_ignore_ascii_case("scratch") => State::default(),
             // A named context: a local one starts empty, an image one is that image.
-            None => match lookup_named(&opts.named_contexts, &base_names[i]) {
+            (None, None) => match lookup_named(&opts.named_contexts, &base_names[i]) {
                 Some((_, NamedContext::Local)) => State::default(),
                 Some((_, NamedContext::Image(r))) => {
                     image_state(resolver, r, st.stages[i].from.span)?
@@ -310,6 +317,10 @@ pub(crate) fn simulate<'a>(
         };
         if !state.env.iter().any(|(k, _)| k == "PATH") {
             state.env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        if own.is_some() {
+            states[i] = Some(state);
+            continue;
         }
         let mut cap = std::mem::take(&mut captures[i]);
         dispatch_stage(&mut run, &st, i, &comments, &mut state, &mut cap)?;

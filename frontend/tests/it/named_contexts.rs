@@ -271,11 +271,22 @@ fn lint_knows_named_contexts() {
     };
     let resolver = FakeResolver::default();
     lint::lint(
-        "FROM missing-a AS a\nFROM missing-b\nCOPY --from=a / /\n",
+        "FROM missing-a AS a\nFROM missing-b\nCOPY --from=a / /\n\
+         FROM missing-c AS missing-b\nRUN echo $UNDEFINED\n",
         &opts,
         Some(&resolver),
     )
     .unwrap();
+    let calls: Vec<String> = resolver.calls.borrow().keys().cloned().collect();
+    assert_eq!(calls, vec!["busybox"]);
+    // A replaced stage's base is not looked up and its instructions are not checked.
+    let r = lint::lint(
+        "FROM missing-c AS missing-a\nCOPY $UNDEFINED /\n",
+        &opts,
+        Some(&resolver),
+    )
+    .unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     let calls: Vec<String> = resolver.calls.borrow().keys().cloned().collect();
     assert_eq!(calls, vec!["busybox"]);
 }
