@@ -303,9 +303,22 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         })
         .collect();
     let v = progress.start("exporting to image");
-    let bundle = ImageBundle::new(&image.config, layers, &store)?;
+    let mut bundle = ImageBundle::new(&image.config, layers.clone(), &store)?;
+    if !hold(solver.lease(), &bundle)? {
+        // A concurrent `kiln prune` removed an old copy of a blob: write it again (leased now).
+        bundle = ImageBundle::new(&image.config, layers, &store)?;
+    }
     progress.note(v, &format!("writing image {} done", bundle.manifest_digest));
-    export(&opts, &bundle, &store, &client, &progress, v).await?;
+    export(
+        &opts,
+        &bundle,
+        &store,
+        &client,
+        &progress,
+        v,
+        solver.lease(),
+    )
+    .await?;
     progress.done(v);
     Ok(())
 }
@@ -318,6 +331,7 @@ async fn export(
     client: &RegistryClient,
     progress: &Progress,
     v: usize,
+    lease: &kiln_solver::Lease,
 ) -> Result<(), Failure> {
     if opts.outputs.is_empty() {
         progress.note(
@@ -339,7 +353,7 @@ async fn export(
                 tar,
                 compression,
             } => {
-                let bundle = bundle.recompressed(store, compression)?;
+                let bundle = recompressed(bundle, store, compression, lease)?;
                 kiln_exporter::write_oci_layout(&bundle, &opts.tags, store, dest, *tar)?;
                 progress.note(
                     v,
@@ -351,7 +365,7 @@ async fn export(
                 push,
                 compression,
             } => {
-                let bundle = bundle.recompressed(store, compression)?;
+                let bundle = recompressed(bundle, store, compression, lease)?;
                 for name in names {
                     progress.note(v, &format!("naming to {name} done"));
                     if *push {
@@ -394,6 +408,32 @@ fn named_context_dirs(
         dirs.insert(kiln_frontend::local_context_name(key), abs);
     }
     Ok(dirs)
+}
+
+/// Adds the image's blobs to the build's lease, so a concurrent `kiln prune` keeps them;
+/// false when one was removed before the lease listed it.
+fn hold(lease: &kiln_solver::Lease, bundle: &ImageBundle) -> Result<bool, Failure> {
+    use kiln_solver::Held;
+    let mut held = vec![
+        Held::Blob(&bundle.config_digest),
+        Held::Blob(&bundle.manifest_digest),
+    ];
+    held.extend(bundle.layers.iter().map(|l| Held::Blob(&l.digest)));
+    Ok(lease.hold(&held)?)
+}
+
+/// [`ImageBundle::recompressed`], leased (converted again when a prune removed a blob first).
+fn recompressed(
+    bundle: &ImageBundle,
+    store: &ContentStore,
+    compression: &kiln_exporter::ExportCompression,
+    lease: &kiln_solver::Lease,
+) -> Result<ImageBundle, Failure> {
+    let out = bundle.recompressed(store, compression)?;
+    if hold(lease, &out)? {
+        return Ok(out);
+    }
+    Ok(bundle.recompressed(store, compression)?)
 }
 
 /// Spans of the RUN instructions written with `--network=host`.

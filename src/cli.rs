@@ -30,6 +30,91 @@ pub(crate) enum Command {
     Targets(InspectArgs),
     /// Run the build checks (lint rules) on the Dockerfile.
     Lint(TargetArgs),
+    /// Show the disk space kiln's store uses and what `kiln prune` would free.
+    Du(DuArgs),
+    /// Remove build cache nothing needs (with --all: every cache record too).
+    Prune(PruneArgs),
+}
+
+/// Flags of `kiln du`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DuArgs {
+    /// Directory of kiln's store (default /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+impl DuArgs {
+    /// The store directory.
+    pub(crate) fn root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(default_root)
+    }
+}
+
+/// Flags of `kiln prune`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PruneArgs {
+    /// Directory of kiln's store (default /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// Also remove every cache record and the cache mounts no RUN is using.
+    #[arg(long, short = 'a')]
+    pub(crate) all: bool,
+    /// Remove least recently used cache records until the store is at most this big
+    /// (`10GB`, `1.5GiB`, `0`).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) keep_storage: Option<String>,
+    /// Keep what was used within this long (`until=24h`, `until=90m`).
+    #[arg(long = "filter", value_name = "until=DURATION")]
+    pub(crate) filters: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
+}
+
+/// Validated `kiln prune` options.
+#[derive(Debug, Clone)]
+pub(crate) struct PruneOptions {
+    pub(crate) root: PathBuf,
+    pub(crate) gc: kiln_solver::gc::PruneOptions,
+    pub(crate) force: bool,
+}
+
+impl PruneArgs {
+    /// Applies defaults and checks every value.
+    pub(crate) fn resolve(self) -> Result<PruneOptions, UsageError> {
+        let keep_storage = match &self.keep_storage {
+            Some(s) => Some(
+                kiln_solver::gc::parse_size(s)
+                    .map_err(|e| UsageError(format!("--keep-storage: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut until = None;
+        for f in &self.filters {
+            let Some(value) = f.strip_prefix("until=") else {
+                return Err(UsageError(format!(
+                    "--filter {f:?}: unknown filter (kiln prune supports until=DURATION)"
+                )));
+            };
+            until = Some(
+                kiln_solver::gc::parse_duration(value)
+                    .map_err(|e| UsageError(format!("--filter: {e}")))?,
+            );
+        }
+        Ok(PruneOptions {
+            root: self.root.unwrap_or_else(default_root),
+            gc: kiln_solver::gc::PruneOptions {
+                all: self.all,
+                keep_storage,
+                until,
+            },
+            force: self.force,
+        })
+    }
 }
 
 /// Output format of the inspection commands.

@@ -6,10 +6,12 @@
 
 mod build;
 mod cli;
+mod du;
 mod epoch;
 mod image;
 mod inspect;
 mod progress;
+mod prune;
 mod report;
 
 use std::process::ExitCode;
@@ -35,6 +37,25 @@ fn main() -> ExitCode {
         Command::Outline(args) => inspect::outline(&args),
         Command::Targets(args) => inspect::targets(&args),
         Command::Lint(args) => inspect::lint(&args),
+        Command::Du(args) => {
+            if let Some(code) = kiln_executor::run_in_user_namespace() {
+                return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            }
+            du::run(&args)
+        }
+        Command::Prune(args) => {
+            let opts = match args.resolve() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("ERROR: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(code) = kiln_executor::run_in_user_namespace() {
+                return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            }
+            prune::run(&opts)
+        }
         Command::Build(args) => {
             // Non-root: re-run this command as root of a new user namespace (rootless).
             if let Some(code) = kiln_executor::run_in_user_namespace() {

@@ -43,6 +43,9 @@ pub enum SolveErrorKind {
     /// The cache index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The build's lease (what a concurrent `kiln prune` must keep) could not be written.
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
     /// A directory or lock file under the root could not be used.
     #[error("{path}: {source}")]
     Io {

@@ -7,13 +7,17 @@
 //!   `<root>/locks/` so processes sharing a root compute each key once;
 //! - [`context`] reads build contexts: `.dockerignore` ([`context::DockerIgnore`]), the
 //!   filtered file list and content digests of what a COPY selects
-//!   ([`context::ContextIndex`]), with a persistent stat cache.
+//!   ([`context::ContextIndex`]), with a persistent stat cache;
+//! - every solve holds a [`Lease`] on what it uses, and [`gc`] (`kiln du`, `kiln prune`)
+//!   removes what neither a cache record nor a live lease references.
 
 pub mod context;
 mod copykey;
 mod error;
+pub mod gc;
 mod index;
 mod key;
+mod lease;
 mod lock;
 mod node;
 mod solver;
@@ -21,4 +25,5 @@ mod time;
 
 pub use error::{SolveError, SolveErrorKind};
 pub use index::{CacheIndex, CacheRecord, IndexError};
+pub use lease::{Held, Lease, LeaseError};
 pub use solver::{NodeOutput, SolveResult, Solver, SolverOptions};

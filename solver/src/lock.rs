@@ -27,3 +27,16 @@ impl KeyLock {
         Ok(KeyLock { _lock: lock })
     }
 }
+
+/// True when some process is computing `key` right now (holds its lock). Never creates the
+/// lock file.
+pub(crate) fn key_is_locked(locks_dir: &Path, key: &str) -> bool {
+    let path = locks_dir.join(format!("{key}.lock"));
+    let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+        return false;
+    };
+    matches!(
+        Flock::lock(file, FlockArg::LockExclusiveNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}

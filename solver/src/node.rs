@@ -16,6 +16,7 @@ use crate::copykey;
 use crate::error::{SolveError, SolveErrorKind};
 use crate::index::{CacheIndex, CacheRecord};
 use crate::key::{self, Keyed, SourceKey};
+use crate::lease::{Held, Lease};
 use crate::lock::KeyLock;
 use crate::solver::NodeOutput;
 use crate::time::now_rfc3339;
@@ -27,6 +28,8 @@ pub(crate) struct NodeEnv {
     pub(crate) stat: Arc<StatCache>,
     pub(crate) blobs: PathBuf,
     pub(crate) locks: PathBuf,
+    /// The build's lease: every layer used or made is added before it is relied on.
+    pub(crate) lease: Arc<Lease>,
     pub(crate) no_cache: bool,
     pub(crate) progress: Arc<dyn ProgressSink>,
     pub(crate) cancel: Arc<AtomicBool>,
@@ -134,7 +137,11 @@ fn run_inner(
         }
         Op::Source(source @ (SourceOp::Http(_) | SourceOp::Git(_))) => {
             // Always fetched: the content (or resolved commit) is what keys the COPY reading it.
-            let fetched = env.worker.fetch(source, id, env.progress.as_ref())?;
+            let mut fetched = env.worker.fetch(source, id, env.progress.as_ref())?;
+            if !env.lease.hold(&[Held::Path(&fetched.files.root)])? {
+                // A concurrent prune removed the reused download: fetch it again (now leased).
+                fetched = env.worker.fetch(source, id, env.progress.as_ref())?;
+            }
             let keyed = key::remote(&fetched.digest).map_err(encode)?;
             let (record, cached) = record_without_work(env, &keyed)?;
             Ok(Input {
@@ -157,9 +164,16 @@ fn run_inner(
                 env.index.get(&keyed.key)?
             };
             // Always pull: cheap when the blobs are present, and it makes sure snapshots exist.
-            let rootfs = env.worker.pull(img, id, env.progress.as_ref())?;
+            let mut rootfs = env.worker.pull(img, id, env.progress.as_ref())?;
+            if !hold_layers(&env.lease, &rootfs)? {
+                // A concurrent prune removed a blob between the pull and the lease: pull again.
+                rootfs = env.worker.pull(img, id, env.progress.as_ref())?;
+            }
             let (created, cached) = match existing {
-                Some(rec) => (rec.created, true),
+                Some(rec) => {
+                    env.index.touch(&keyed.key)?;
+                    (rec.created, true)
+                }
                 None => {
                     let rec = CacheRecord {
                         layer: None,
@@ -170,6 +184,8 @@ fn run_inner(
                     (rec.created, false)
                 }
             };
+            // The record keeps the base image's layers through `kiln prune`.
+            env.index.set_rootfs(&keyed.key, &rootfs)?;
             Ok(plain(NodeOutput {
                 rootfs,
                 layer: None,
@@ -374,10 +390,21 @@ fn usable_record(env: &NodeEnv, key: &str) -> Result<Option<CacheRecord>, SolveE
         return Ok(None);
     };
     let present = match &rec.layer {
-        Some(layer) => env.blobs.join(layer.blob.hex()).is_file(),
+        Some(layer) => {
+            env.blobs.join(layer.blob.hex()).is_file() && env.lease.hold(&[Held::Layer(layer)])?
+        }
         None => true,
     };
+    if present {
+        env.index.touch(key)?;
+    }
     Ok(present.then_some(rec))
+}
+
+/// Adds `layers` to the build's lease; false when one of their blobs is already gone.
+fn hold_layers(lease: &Lease, layers: &[LayerRef]) -> Result<bool, SolveErrorKind> {
+    let held: Vec<Held<'_>> = layers.iter().map(Held::Layer).collect();
+    Ok(lease.hold(&held)?)
 }
 
 /// For steps that do no work (scratch): the stored record, or a new one.
@@ -402,7 +429,7 @@ fn cached_or_compute(
     env: &NodeEnv,
     keyed: Keyed,
     parent: &[LayerRef],
-    work: impl FnOnce() -> Result<Option<LayerRef>, WorkerError>,
+    work: impl Fn() -> Result<Option<LayerRef>, WorkerError>,
 ) -> Result<NodeOutput, SolveErrorKind> {
     let output = |rec: CacheRecord, cached: bool, key: String| {
         let mut rootfs = parent.to_vec();
@@ -427,7 +454,17 @@ fn cached_or_compute(
     if env.cancel.load(Ordering::SeqCst) {
         return Err(SolveErrorKind::Cancelled);
     }
-    let layer = work()?;
+    let mut layer = work()?;
+    if !hold_layers(&env.lease, layer.as_slice())? {
+        // The blob already existed and a concurrent prune removed it before the lease listed
+        // it: compute again (the new blob is leased by its age).
+        layer = work()?;
+        if !hold_layers(&env.lease, layer.as_slice())? {
+            return Err(SolveErrorKind::Internal(
+                "a new layer was removed by a concurrent prune twice".into(),
+            ));
+        }
+    }
     let rec = CacheRecord {
         layer,
         created: now_rfc3339(),

@@ -16,6 +16,7 @@ use crate::context::StatCache;
 use crate::error::{SolveError, SolveErrorKind};
 use crate::index::CacheIndex;
 use crate::key;
+use crate::lease::Lease;
 use crate::node::{self, Input, NodeEnv};
 
 /// How the solver runs.
@@ -76,6 +77,7 @@ pub struct Solver {
     stat: Arc<StatCache>,
     blobs: PathBuf,
     locks: PathBuf,
+    lease: Arc<Lease>,
 }
 
 impl std::fmt::Debug for Solver {
@@ -88,7 +90,8 @@ impl std::fmt::Debug for Solver {
 }
 
 impl Solver {
-    /// Opens the cache under `root` (kiln's `--root`), creating `locks/` and `index.sqlite`.
+    /// Opens the cache under `root` (kiln's `--root`), creating `locks/` and `index.sqlite`,
+    /// and takes a lease (`locks/lease-<pid>-<n>`) for the solver's lifetime.
     pub fn new(
         root: &Path,
         worker: Arc<dyn Worker>,
@@ -105,6 +108,7 @@ impl Solver {
         let index = CacheIndex::open(&db).map_err(SolveError::general)?;
         let stat = StatCache::open(&db)
             .map_err(|e| SolveError::general(crate::context::ContextError::Cache(e)))?;
+        let lease = Lease::acquire(root).map_err(SolveError::general)?;
         Ok(Solver {
             worker,
             opts,
@@ -112,7 +116,15 @@ impl Solver {
             stat: Arc::new(stat),
             blobs: root.join("content/blobs/sha256"),
             locks,
+            lease: Arc::new(lease),
         })
+    }
+
+    /// The lease this solver's build holds until the solver is dropped: what it lists (every
+    /// layer the solve used or made) and what changed since it was taken survive a
+    /// concurrent `kiln prune`. Exporters add the blobs they write with [`Lease::hold`].
+    pub fn lease(&self) -> &Lease {
+        &self.lease
     }
 
     /// Solves the nodes that `graph.stages[graph.target].last` depends on. `contexts` maps
@@ -133,6 +145,7 @@ impl Solver {
             stat: self.stat.clone(),
             blobs: self.blobs.clone(),
             locks: self.locks.clone(),
+            lease: self.lease.clone(),
             no_cache: self.opts.no_cache,
             progress,
             cancel: cancel.clone(),
