@@ -53,6 +53,15 @@ pub enum ExportError {
         /// What is wrong.
         reason: String,
     },
+    /// A layer could not be applied to the flattened filesystem of a local or tar output.
+    #[error("layer {digest}: {source}")]
+    Layer {
+        /// The layer blob's digest.
+        digest: String,
+        /// What went wrong.
+        #[source]
+        source: kiln_oci::layer::LayerError,
+    },
     /// An existing file in the destination is not what it should be.
     #[error("{path}: {reason}")]
     Invalid {

@@ -7,6 +7,7 @@
 //!   layout in one tar), loadable by `docker load` of Docker 20.10 and later.
 //! - [`write_oci_layout`]: an OCI image layout, as a tar or a directory.
 //! - [`push`]: upload to a registry.
+//! - [`write_local`] / [`write_fs_tar`]: the image's filesystem as a directory or a tar.
 //!
 //! [`ImageBundle::new_with`] recompresses layers for an export ([`ExportCompression`]: gzip,
 //! zstd or uncompressed, a level, force), caching conversions in the content store.
@@ -25,6 +26,7 @@ mod compression;
 mod docker;
 mod error;
 mod layout;
+mod local;
 mod names;
 mod push;
 mod tarball;
@@ -35,4 +37,5 @@ pub use docker::write_docker_tar;
 pub use error::ExportError;
 pub use kiln_oci::layer::Compression;
 pub use layout::write_oci_layout;
+pub use local::{write_fs_tar, write_local};
 pub use push::push;

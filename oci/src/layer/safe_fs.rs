@@ -180,6 +180,38 @@ pub(crate) fn kind_at(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<Optio
     }
 }
 
+/// The names in the directory `dir` (without `.` and `..`).
+pub(crate) fn list(dir: BorrowedFd<'_>) -> nix::Result<Vec<OsString>> {
+    let owned = dir
+        .try_clone_to_owned()
+        .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
+    let mut d = nix::dir::Dir::from_fd(owned)?;
+    let mut children = Vec::new();
+    for ent in d.iter() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            children.push(OsStr::from_bytes(n).to_owned());
+        }
+    }
+    Ok(children)
+}
+
+/// The directory `dirs` below `root` if it exists as a real directory (no symlink followed).
+pub(crate) fn find_dir(root: BorrowedFd<'_>, dirs: &[OsString]) -> nix::Result<Option<OwnedFd>> {
+    let mut cur = root
+        .try_clone_to_owned()
+        .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
+    for name in dirs {
+        match open_dir(cur.as_fd(), name) {
+            Ok(fd) => cur = fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(cur))
+}
+
 /// Removes `name` from `parent`, recursively for a directory, following no symlink.
 /// Returns whether a directory was removed.
 pub(crate) fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<bool> {
@@ -187,21 +219,7 @@ pub(crate) fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<bo
         None => Ok(false),
         Some(SFlag::S_IFDIR) => {
             let fd = open_dir(parent, name)?;
-            let mut children = Vec::new();
-            {
-                let mut dir = nix::dir::Dir::from_fd(
-                    fd.try_clone()
-                        .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?,
-                )?;
-                for ent in dir.iter() {
-                    let ent = ent?;
-                    let n = ent.file_name().to_bytes();
-                    if n != b"." && n != b".." {
-                        children.push(OsStr::from_bytes(n).to_owned());
-                    }
-                }
-            }
-            for child in children {
+            for child in list(fd.as_fd())? {
                 remove_all(fd.as_fd(), &child)?;
             }
             unlinkat(parent, name, UnlinkatFlags::RemoveDir)?;

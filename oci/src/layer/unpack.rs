@@ -5,6 +5,7 @@
 //! `trusted.overlay.opaque=y` xattr on its directory, other `.wh..wh.*` (aufs bookkeeping)
 //! are skipped. Ownership, modes, mtimes and xattrs are restored; directory mtimes last.
 
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -40,6 +41,25 @@ const BUF_SIZE: usize = 1 << 20;
 /// The compression comes from `media_type` (OCI and Docker layer types); for any other media
 /// type (for example `""`) it is sniffed from the magic bytes.
 pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> Result<Digest, LayerError> {
+    unpack(blob, media_type, dest, None)
+}
+
+/// Applies a layer blob onto the plain tree `dest` (a filesystem being flattened, e.g. for a
+/// `type=local` output): `.wh.<name>` deletes `name`, `.wh..wh..opq` deletes what earlier
+/// layers put in its directory, and nothing overlay-specific is written. Apply the layers of
+/// an image bottom first. Returns the diff id, as [`unpack_layer`] does.
+pub fn apply_layer(blob: &Path, media_type: &str, dest: &Path) -> Result<Digest, LayerError> {
+    unpack(blob, media_type, dest, Some(HashSet::new()))
+}
+
+/// `written`: `None` unpacks in overlay format; `Some` applies flat, collecting the paths this
+/// layer wrote (an opaque directory keeps those).
+fn unpack(
+    blob: &Path,
+    media_type: &str,
+    dest: &Path,
+    written: Option<HashSet<Components>>,
+) -> Result<Digest, LayerError> {
     let file = File::open(blob).map_err(|e| LayerError::io(blob.display(), e))?;
     let mut buffered = BufReader::with_capacity(BUF_SIZE, file);
     let compression = match Compression::from_media_type(media_type) {
@@ -67,6 +87,7 @@ pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> Result<Digest
         tree: safe_fs::Tree::open(dest)?,
         buf: vec![0u8; BUF_SIZE],
         dir_times: Vec::new(),
+        written,
     };
     let blob_err = |e: io::Error| LayerError::io(blob.display(), e);
     for entry in archive.entries().map_err(blob_err)? {
@@ -108,6 +129,8 @@ struct Unpacker {
     buf: Vec<u8>,
     /// Directories whose mtime is set at the end (children change it while unpacking).
     dir_times: Vec<(Components, TimeSpec)>,
+    /// Flat mode ([`apply_layer`]): the paths this layer wrote; `None` in overlay format.
+    written: Option<HashSet<Components>>,
 }
 
 impl Unpacker {
@@ -137,6 +160,16 @@ impl Unpacker {
         };
         let last_bytes = last.as_bytes();
 
+        if self.written.is_some() {
+            if let Some(done) = self.flat_whiteout(&name, &comps, &last)? {
+                return done;
+            }
+            let mut path = comps.clone();
+            path.push(last.clone());
+            if let Some(w) = self.written.as_mut() {
+                w.insert(path);
+            }
+        }
         if last_bytes == OPAQUE_WHITEOUT.as_bytes() {
             let parent = self.tree.parent(&name, &comps)?;
             // In a user namespace (rootless) `trusted.*` cannot be set: overlay is then
@@ -219,6 +252,63 @@ impl Unpacker {
                 format!("unsupported entry type {:?}", other.as_byte() as char),
             )),
         }
+    }
+
+    /// Flat mode: a whiteout deletes (`Some(Ok)`); anything else is applied as usual (`None`).
+    fn flat_whiteout(
+        &mut self,
+        name: &str,
+        comps: &Components,
+        last: &OsStr,
+    ) -> Result<Option<Result<(), LayerError>>, LayerError> {
+        let last_bytes = last.as_bytes();
+        if last_bytes == OPAQUE_WHITEOUT.as_bytes() {
+            // Everything in the directory that this layer did not write came from below.
+            let Some(dir) = safe_fs::find_dir(self.tree.root(), comps)
+                .map_err(|e| LayerError::io(name, e.into()))?
+            else {
+                return Ok(Some(Ok(())));
+            };
+            let children =
+                safe_fs::list(dir.as_fd()).map_err(|e| LayerError::io(name, e.into()))?;
+            let mut removed_dir = false;
+            for child in children {
+                let mut path = comps.clone();
+                path.push(child.clone());
+                if self.written.as_ref().is_some_and(|w| w.contains(&path)) {
+                    continue;
+                }
+                removed_dir |=
+                    remove_all(dir.as_fd(), &child).map_err(|e| LayerError::io(name, e.into()))?;
+            }
+            if removed_dir {
+                self.tree.invalidate();
+            }
+            return Ok(Some(Ok(())));
+        }
+        if last_bytes.starts_with(b".wh..wh.") {
+            return Ok(Some(Ok(())));
+        }
+        let Some(hidden) = last_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) else {
+            return Ok(None);
+        };
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(LayerError::bad(name, "whiteout of an invalid name"));
+        }
+        let Some(parent) = safe_fs::find_dir(self.tree.root(), comps)
+            .map_err(|e| LayerError::io(name, e.into()))?
+        else {
+            return Ok(Some(Ok(())));
+        };
+        let hidden = OsStr::from_bytes(hidden);
+        if kind_at(parent.as_fd(), hidden)
+            .map_err(|e| LayerError::io(name, e.into()))?
+            .is_some()
+            && remove_all(parent.as_fd(), hidden).map_err(|e| LayerError::io(name, e.into()))?
+        {
+            self.tree.invalidate();
+        }
+        Ok(Some(Ok(())))
     }
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, LayerError> {
