@@ -14,5 +14,6 @@ mod frontend;
 mod inspect;
 mod mounts;
 mod outputs;
+mod prune;
 mod rootless;
 mod sandbox;
