@@ -27,7 +27,11 @@ impl Drop for Scratch {
 }
 
 /// Applies every layer of `bundle` into a new scratch directory beside `near`.
-fn flatten(bundle: &ImageBundle, store: &ContentStore, near: &Path) -> Result<Scratch, ExportError> {
+fn flatten(
+    bundle: &ImageBundle,
+    store: &ContentStore,
+    near: &Path,
+) -> Result<Scratch, ExportError> {
     let parent = match near.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -43,11 +47,9 @@ fn flatten(bundle: &ImageBundle, store: &ContentStore, near: &Path) -> Result<Sc
     let scratch = Scratch(dir);
     for layer in &bundle.layers {
         let blob = store.blob_path(&layer.digest);
-        apply_layer(&blob, &layer.media_type, &scratch.0).map_err(|source| {
-            ExportError::Layer {
-                digest: layer.digest.to_string(),
-                source,
-            }
+        apply_layer(&blob, &layer.media_type, &scratch.0).map_err(|source| ExportError::Layer {
+            digest: layer.digest.to_string(),
+            source,
         })?;
     }
     Ok(scratch)
