@@ -160,14 +160,22 @@ fn prune_removes_dangling_things_but_keeps_what_the_cache_needs() {
 fn prune_all_empties_the_cache_and_the_next_build_runs_everything() {
     let f = Fixture::empty();
     let root = f.root();
-    f.write("Dockerfile", MARKED);
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN head -c16 /dev/urandom > /r\nRUN --mount=type=cache,target=/c echo x > /c/f && echo one > /one\n",
+    );
     let (first, _) = build(&f, "1");
+    // Cache mounts survive a plain prune, not --all.
+    assert_eq!(amount(&du(&root), "cache-mounts").0, 1);
+    prune(&root, &[]);
+    assert_eq!(amount(&du(&root), "cache-mounts").0, 1);
     let out = prune(&root, &["--all"]);
     out.shows("Deleted cache records: ").shows("Total: ");
     let after = du(&root);
     assert_eq!(after["records"], 0, "{after}");
     assert_eq!(amount(&after, "layers"), (0, 0), "{after}");
     assert_eq!(amount(&after, "configs"), (0, 0), "{after}");
+    assert_eq!(amount(&after, "cache-mounts"), (0, 0), "{after}");
     // Only the two built-in snapshots (empty dir, sandbox stubs) stay.
     assert_eq!(amount(&after, "snapshots").0, 2, "{after}");
 
