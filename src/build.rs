@@ -394,6 +394,10 @@ fn named_context_dirs(
             continue;
         };
         let abs = std::fs::canonicalize(dir).map_err(|e| {
+            let e = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                _ => e.to_string(),
+            };
             Failure(format!(
                 "failed to get build context {key}: stat {}: {e}",
                 dir.display()

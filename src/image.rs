@@ -34,9 +34,11 @@ pub(crate) fn assemble(
     let mut config = st.config.clone();
 
     // Base history: another stage's assembled history, or the image's own.
+    // Stages the target does not need were not lowered: their placeholder (node 0, default
+    // config) must not pass for the parent of a stage whose base is node 0.
     let parent = graph.stages[..stage]
         .iter()
-        .rposition(|p| p.last == st.base);
+        .rposition(|p| p.last == st.base && p.config != ImageConfig::default());
     if let Some(p) = parent {
         config.history = assemble(graph, p, outputs)?.config.history;
     } else if config.history.is_empty() && !config.rootfs.diff_ids.is_empty() {

@@ -13,6 +13,7 @@ mod errors;
 mod frontend;
 mod inspect;
 mod mounts;
+mod named_contexts;
 mod outputs;
 mod prune;
 mod rootless;
