@@ -475,6 +475,8 @@ pub fn lower(
         let lower = name.to_lowercase();
         let of_context = |(key, c): (String, &NamedContext)| match c {
             NamedContext::Local => Base::Local(key),
+            // BuildKit's `docker-image://scratch` is the empty image.
+            NamedContext::Image(r) if r == "scratch" => Base::Scratch,
             NamedContext::Image(r) => Base::Image(r.clone()),
         };
         let own = st.name.as_deref().and_then(|n| named::lookup(named, n));

@@ -236,6 +236,16 @@ fn scratch_unused_and_unnamed_contexts() {
         g.nodes[g.stages[0].base].op,
         Op::Source(SourceOp::Scratch)
     ));
+    // `docker-image://scratch` is the empty image, not looked up.
+    let (g, calls) = lower(
+        "FROM base\n",
+        &[("base", NamedContext::Image("scratch".into()))],
+    );
+    assert!(calls.is_empty(), "{calls:?}");
+    assert!(matches!(
+        g.nodes[g.stages[0].base].op,
+        Op::Source(SourceOp::Scratch)
+    ));
     // A context nothing names is not in the graph (so never walked).
     let (g, _) = lower(
         "FROM busybox\nCOPY a /a\n",
