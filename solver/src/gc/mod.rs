@@ -273,7 +273,7 @@ pub fn prune(root: &Path, opts: &PruneOptions) -> Result<PruneReport, GcError> {
     // Plan with sizes, outside the lock (walking snapshots takes a while).
     let records = load_records(index.as_ref())?;
     let (live, dead) = lease::scan(&locks)?;
-    let inv = scan::scan(root, &dead)?;
+    let mut inv = scan::scan(root, &dead)?;
     let now_ns = crate::index::now_ns();
     let planned = plan::plan(
         &inv,
@@ -310,6 +310,10 @@ pub fn prune(root: &Path, opts: &PruneOptions) -> Result<PruneReport, GcError> {
         // unreferenced goes.
         let records = load_records(index.as_ref())?;
         let (live, _) = lease::scan(&locks)?;
+        for &i in &planned.victims {
+            // Made again since the scan (after another prune removed it): judge it anew.
+            scan::refresh(&mut inv.entries[i]);
+        }
         let still = plan::victims(
             &inv,
             &plan::Context {

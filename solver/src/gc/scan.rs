@@ -150,6 +150,15 @@ impl Scanner {
     }
 }
 
+/// Re-reads an entry's change times (a vanished entry keeps its old ones; moving it fails
+/// harmlessly later).
+pub(crate) fn refresh(e: &mut Entry) {
+    if let Ok(meta) = std::fs::symlink_metadata(&e.path) {
+        e.mtime_ns = ns(meta.mtime(), meta.mtime_nsec());
+        e.changed_ns = e.mtime_ns.max(ns(meta.ctime(), meta.ctime_nsec()));
+    }
+}
+
 /// The pid in a temp name like `tmp-<x>-<pid>-<seq>` at position `index` of its `-` parts.
 fn pid_part(name: &str, index: usize) -> &str {
     name.split('-').nth(index).unwrap_or_default()
