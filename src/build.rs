@@ -341,6 +341,14 @@ async fn export(
     }
     for out in &opts.outputs {
         match out {
+            Output::Local { dest } => {
+                kiln_exporter::write_local(bundle, store, dest)?;
+                progress.note(v, &format!("copying files to {} done", dest.display()));
+            }
+            Output::Tar { dest } => {
+                kiln_exporter::write_fs_tar(bundle, store, dest)?;
+                progress.note(v, &format!("sending tarball to {} done", dest.display()));
+            }
             Output::Docker { dest } => {
                 kiln_exporter::write_docker_tar(bundle, &opts.tags, store, dest)?;
                 progress.note(
@@ -440,23 +448,26 @@ fn recompressed(
     Ok(bundle.recompressed(store, compression)?)
 }
 
-/// Spans of the RUN instructions written with `--network=host`.
 /// The compression new layers are written with: the one every output wants, so that no
 /// output has to recompress them (a 1 GiB layer exported uncompressed was gzipped and then
 /// unpacked again); gzip when outputs differ or there are none (Docker's default).
+/// Filesystem outputs (local, tar) read layers in any compression: with only those, layers
+/// stay uncompressed.
 fn creation_compression(outputs: &[Output]) -> kiln_oci::layer::Compression {
     use kiln_oci::layer::Compression;
     let wanted: Vec<Compression> = outputs
         .iter()
-        .map(|o| match o {
-            Output::Docker { .. } => Compression::Gzip,
+        .filter_map(|o| match o {
+            Output::Docker { .. } => Some(Compression::Gzip),
             Output::Oci { compression, .. } | Output::Image { compression, .. } => {
-                compression.compression
+                Some(compression.compression)
             }
+            Output::Local { .. } | Output::Tar { .. } => None,
         })
         .collect();
     match wanted.split_first() {
         Some((first, rest)) if rest.iter().all(|c| c == first) => *first,
+        None if !outputs.is_empty() => Compression::None,
         _ => Compression::Gzip,
     }
 }
@@ -471,6 +482,7 @@ fn dockerfile_ignore(dockerfile: &std::path::Path) -> Option<std::path::PathBuf>
         .then(|| std::path::absolute(&file).unwrap_or(file))
 }
 
+/// Spans of the RUN instructions written with `--network=host`.
 fn host_network_spans(dockerfile: &kiln_frontend::Dockerfile) -> Vec<kiln_ir::Span> {
     use kiln_frontend::instructions::{parse, CommandKind, RunNetwork};
     // An instruction that does not parse fails the lowering with a better message.
@@ -571,6 +583,16 @@ mod tests {
         assert_eq!(
             creation_compression(&[oci(Compression::Zstd), docker]),
             Compression::Gzip
+        );
+        let local = Output::Local { dest: "d".into() };
+        let tar = Output::Tar { dest: "t".into() };
+        assert_eq!(
+            creation_compression(&[local.clone(), tar]),
+            Compression::None
+        );
+        assert_eq!(
+            creation_compression(&[local, oci(Compression::Zstd)]),
+            Compression::Zstd
         );
     }
 }

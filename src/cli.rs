@@ -294,6 +294,16 @@ pub(crate) struct BuildArgs {
 /// Where the built image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Output {
+    /// The final stage's filesystem, written into a directory (`type=local`, or `-o DIR`).
+    Local {
+        /// Destination directory.
+        dest: PathBuf,
+    },
+    /// The final stage's filesystem as a tar (`type=tar`).
+    Tar {
+        /// Destination file.
+        dest: PathBuf,
+    },
     /// docker-save tarball.
     Docker {
         /// Destination file (`-` is not supported).
@@ -557,6 +567,16 @@ const FORCE: &str = "force-compression";
 
 /// Parses one `-o` value: comma-separated `key=value` pairs (BuildKit's syntax).
 pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageError> {
+    // buildx: a bare path is short for type=local,dest=PATH.
+    if !spec.contains('=') && !spec.is_empty() {
+        if spec == "-" {
+            return Err(UsageError(
+                "invalid output \"-\": writing to stdout is not supported; use type=tar,dest=FILE"
+                    .into(),
+            ));
+        }
+        return Ok(Output::Local { dest: spec.into() });
+    }
     let mut kv = BTreeMap::new();
     for part in spec.split(',') {
         let (k, v) = part.split_once('=').ok_or_else(|| {
@@ -584,11 +604,12 @@ pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageE
     let kind = kv.get("type").map(String::as_str).unwrap_or("");
     let known: &[&str] = match kind {
         "docker" => &["type", "dest", "name"],
+        "local" | "tar" => &["type", "dest"],
         "oci" => &["type", "dest", "name", "tar", COMP, LEVEL, FORCE],
         "image" | "registry" => &["type", "name", "push", COMP, LEVEL, FORCE],
         other => {
             return Err(UsageError(format!(
-                "invalid output {spec:?}: unknown type {other:?} (expected docker, oci, image or registry)"
+                "invalid output {spec:?}: unknown type {other:?} (expected local, tar, docker, oci, image or registry)"
             )))
         }
     };
@@ -605,6 +626,8 @@ pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageE
     .map_err(|e| UsageError(format!("invalid output {spec:?}: {e}")))?;
     Ok(match kind {
         "docker" => Output::Docker { dest: dest()? },
+        "local" => Output::Local { dest: dest()? },
+        "tar" => Output::Tar { dest: dest()? },
         "oci" => Output::Oci {
             dest: dest()?,
             tar: bool_of("tar", true)?,
@@ -672,6 +695,25 @@ mod tests {
         assert!(parse_output("type=nope,dest=x", &t).is_err());
         assert!(parse_output("type=oci,dest=x,tar=maybe", &t).is_err());
         assert!(parse_output("type=oci,dest=x,bogus=1", &t).is_err());
+        assert_eq!(
+            parse_output("type=local,dest=out", &t).unwrap(),
+            Output::Local { dest: "out".into() }
+        );
+        assert_eq!(
+            parse_output("./out", &t).unwrap(),
+            Output::Local {
+                dest: "./out".into()
+            }
+        );
+        assert_eq!(
+            parse_output("type=tar,dest=fs.tar", &t).unwrap(),
+            Output::Tar {
+                dest: "fs.tar".into()
+            }
+        );
+        assert!(parse_output("type=local", &t).is_err());
+        assert!(parse_output("type=tar,dest=x,compression=gzip", &t).is_err());
+        assert!(parse_output("-", &t).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod entitlements;
 mod errors;
 mod frontend;
 mod inspect;
+mod local_output;
 mod mounts;
 mod named_contexts;
 mod outputs;
