@@ -11,10 +11,9 @@ use crate::cli::PruneOptions;
 /// Runs `kiln prune`.
 pub(crate) fn run(opts: &PruneOptions) -> ExitCode {
     if !opts.force && !confirm(opts) {
-        eprintln!(
-            "ERROR: prune not confirmed; nothing was removed (pass --force to skip the question)"
-        );
-        return ExitCode::from(1);
+        // Declining is not a failure: `docker builder prune` exits 0 too.
+        eprintln!("prune not confirmed; nothing was removed (pass --force to skip the question)");
+        return ExitCode::SUCCESS;
     }
     match gc::prune(&opts.root, &opts.gc) {
         Ok(report) => {

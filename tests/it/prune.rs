@@ -165,6 +165,13 @@ fn prune_all_empties_the_cache_and_the_next_build_runs_everything() {
         "FROM @BASE@\nRUN head -c16 /dev/urandom > /r\nRUN --mount=type=cache,target=/c echo x > /c/f && echo one > /one\n",
     );
     let (first, _) = build(&f, "1");
+    // Without --force and without an answer (stdin is empty) nothing goes, and that is no
+    // error (as `docker builder prune`).
+    let before = du(&root);
+    let out = run("prune", &root, &["--all"]);
+    assert_eq!(out.code(), Some(0), "{}", out.text());
+    out.shows("nothing was removed");
+    assert_eq!(du(&root)["records"], before["records"]);
     // Cache mounts survive a plain prune, not --all.
     assert_eq!(amount(&du(&root), "cache-mounts").0, 1);
     prune(&root, &[]);
