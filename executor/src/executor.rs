@@ -240,6 +240,14 @@ impl Executor {
     }
 
     fn fetch_missing(&self, image: &ResolvedImage) -> Result<(), ExecutorError> {
+        // Where each layer lives, so a push to the same registry can mount it.
+        if let Ok(r) = image.reference.parse::<ImageRef>() {
+            for l in &image.layers {
+                if let Err(e) = self.store.add_origin(&l.digest, &r.name()) {
+                    tracing::debug!("recording the origin of {}: {e}", l.digest);
+                }
+            }
+        }
         let missing: Vec<Descriptor> = image
             .layers
             .iter()

@@ -101,6 +101,41 @@ impl ContentStore {
         self.blobs_dir().join(digest.hex())
     }
 
+    /// Records that the blob was pulled from `repository` (`host[:port]/name`), so that a push
+    /// to another repository of the same registry can mount it instead of uploading it.
+    /// Kept in `origins/<hex>`, one repository a line; a lost concurrent update only costs a
+    /// mount (the upload still works).
+    pub fn add_origin(&self, digest: &Digest, repository: &str) -> Result<(), StoreError> {
+        let mut known = self.origins(digest);
+        if known.iter().any(|r| r == repository) {
+            return Ok(());
+        }
+        known.push(repository.to_string());
+        let dir = self.root.join("origins");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(digest.hex());
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+        io::Write::write_all(&mut tmp, (known.join("\n") + "\n").as_bytes())
+            .map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// The repositories the blob was pulled from (see [`ContentStore::add_origin`]).
+    pub fn origins(&self, digest: &Digest) -> Vec<String> {
+        fs::read_to_string(self.root.join("origins").join(digest.hex()))
+            .map(|s| {
+                s.lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// True when the blob is present.
     pub fn has(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
@@ -296,6 +331,22 @@ mod tests {
         let d = Digest::of(b"nope");
         assert!(!store.has(&d));
         assert!(matches!(store.read(&d), Err(StoreError::NotFound(x)) if x == d));
+        Ok(())
+    }
+
+    #[test]
+    fn origins_are_kept_once_each() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = ContentStore::open(dir.path())?;
+        let d = Digest::of(b"layer");
+        assert!(store.origins(&d).is_empty());
+        store.add_origin(&d, "127.0.0.1:5000/library/busybox")?;
+        store.add_origin(&d, "127.0.0.1:5000/other")?;
+        store.add_origin(&d, "127.0.0.1:5000/library/busybox")?;
+        assert_eq!(
+            store.origins(&d),
+            ["127.0.0.1:5000/library/busybox", "127.0.0.1:5000/other"]
+        );
         Ok(())
     }
 

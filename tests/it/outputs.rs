@@ -250,3 +250,43 @@ fn docker_loads_and_runs_the_image() {
         .expect("docker run cat");
     assert_eq!(String::from_utf8_lossy(&owned.stdout), "owned\n");
 }
+
+/// A base layer pulled from one repository of a registry is mounted into the pushed
+/// repository (`POST …/blobs/uploads/?mount=…&from=busybox`, 201), never uploaded again.
+#[test]
+fn push_mounts_base_layers_from_their_repository() {
+    let bases = shared();
+    let f = Fixture::empty();
+    f.write("Dockerfile", "FROM @BASE@\nRUN echo mounted > /m\n");
+    let target = format!("{}/e2e/mount:1", bases.registry.addr());
+    f.build(&["--push", "-t", &target]).ok();
+    let layout = pull_to_layout(&bases.registry, &target, "pulled").expect("skopeo copy");
+    let image = Image::from_oci_dir(layout.path()).expect("read pulled image");
+    let base_layer = image.manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .trim_start_matches("sha256:")
+        .to_string();
+    let log = bases.registry.access_log();
+    let mounts: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("POST /v2/e2e/mount/blobs/uploads/")
+                && l.contains("from=busybox")
+                && l.contains(&base_layer)
+        })
+        .collect();
+    assert!(
+        mounts.iter().any(|l| l.contains("\" 201 ")),
+        "no successful mount of {base_layer}:\n{}",
+        log.lines()
+            .filter(|l| l.contains("e2e/mount"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("PUT /v2/e2e/mount/blobs/uploads/") && l.contains(&base_layer)),
+        "the base layer was uploaded instead of mounted"
+    );
+}

@@ -69,7 +69,8 @@ pub enum Category {
     CacheMounts,
     /// ADD URL / git downloads.
     Downloads,
-    /// Remembered layer conversions (`compression=`).
+    /// Remembered layer conversions (`compression=`) and the repositories blobs were pulled
+    /// from (for cross-repository mounts on push).
     Conversions,
     /// RUN scratch directories left by dead processes.
     Runs,

@@ -202,6 +202,14 @@ pub(crate) fn scan(root: &Path, dead: &[DeadLease]) -> Result<Inventory, GcError
             Rule::Conversion { diff, target },
         )?;
     }
+    // A blob's origins live and go with the blob.
+    for (name, path) in list(&root.join("content/origins"))? {
+        if name.len() == 64 {
+            s.add(Category::Conversions, path, Rule::Blob(name))?;
+        } else {
+            s.add(Category::Temp, path, Rule::Temp)?;
+        }
+    }
     for dir in ["content/tmp", "tmp"] {
         for (_, path) in list(&root.join(dir))? {
             s.add(Category::Temp, path, Rule::Temp)?;
