@@ -103,7 +103,11 @@ impl Resolver {
 
 /// Runs one build to the end.
 pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), Failure> {
-    let progress = Arc::new(Progress::stderr(opts.plain));
+    let progress = Arc::new(if opts.quiet {
+        Progress::quiet()
+    } else {
+        Progress::stderr(opts.plain)
+    });
     let df_name = opts.dockerfile.display().to_string();
 
     let v = progress.start(&format!(
@@ -229,12 +233,13 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     check_entitlements(&graph, &host_network_runs, opts.allow)
         .map_err(|(span, msg)| Failure(source_error(&df_name, &text, span, &msg, None)))?;
 
-    if opts.network_none {
-        // `--network none` is the default for every RUN that does not ask for another.
-        for node in &mut graph.nodes {
-            if let kiln_ir::Op::Exec(exec) = &mut node.op {
+    for node in &mut graph.nodes {
+        if let kiln_ir::Op::Exec(exec) = &mut node.op {
+            // `--network none` is the default for every RUN that does not ask for another.
+            if opts.network_none {
                 exec.network = kiln_ir::NetworkMode::None;
             }
+            exec.extra_hosts.clone_from(&opts.extra_hosts);
         }
     }
     let mut executor = Executor::new(ExecutorOptions {
@@ -320,6 +325,31 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     )
     .await?;
     progress.done(v);
+    write_result_files(&opts, &bundle)
+}
+
+/// `--iidfile`, `--metadata-file` and `--quiet`'s image ID on stdout.
+fn write_result_files(opts: &BuildOptions, bundle: &ImageBundle) -> Result<(), Failure> {
+    let image_id = bundle.config_digest.to_string();
+    if let Some(path) = &opts.iidfile {
+        std::fs::write(path, &image_id)
+            .map_err(|e| Failure(format!("writing --iidfile {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &opts.metadata_file {
+        let mut meta = serde_json::json!({
+            "containerimage.config.digest": image_id,
+            "containerimage.digest": bundle.manifest_digest.to_string(),
+        });
+        if !opts.tags.is_empty() {
+            meta["image.name"] = serde_json::Value::String(opts.tags.join(","));
+        }
+        let text = serde_json::to_string_pretty(&meta).unwrap_or_default();
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Failure(format!("writing --metadata-file {}: {e}", path.display())))?;
+    }
+    if opts.quiet {
+        println!("{image_id}");
+    }
     Ok(())
 }
 

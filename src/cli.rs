@@ -286,6 +286,24 @@ pub(crate) struct BuildArgs {
     /// socket, `$SSH_AUTH_SOCK`).
     #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
     pub(crate) ssh: Vec<String>,
+    /// Add an `/etc/hosts` entry for RUN steps (`HOST:IP` or `HOST=IP`; repeatable).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub(crate) add_hosts: Vec<String>,
+    /// Target platform; kiln builds `linux/amd64` only.
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
+    /// Accepted for buildx compatibility: kiln resolves every tag at the start of each build.
+    #[arg(long)]
+    pub(crate) pull: bool,
+    /// Write the image ID (the config digest) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iidfile: Option<PathBuf>,
+    /// Write the build result's metadata (digests, names) as JSON to FILE.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub(crate) metadata_file: Option<PathBuf>,
+    /// Print nothing but the image ID on success (errors still go to stderr).
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     pub(crate) context: PathBuf,
@@ -352,6 +370,11 @@ pub(crate) struct BuildOptions {
     pub(crate) insecure_registries: Vec<String>,
     /// `--secret` and `--ssh`.
     pub(crate) session: kiln_executor::Session,
+    /// `--add-host`: (host, ip).
+    pub(crate) extra_hosts: Vec<(String, String)>,
+    pub(crate) iidfile: Option<PathBuf>,
+    pub(crate) metadata_file: Option<PathBuf>,
+    pub(crate) quiet: bool,
 }
 
 /// A flag value that does not make sense; reported as a usage error (exit code 2).
@@ -386,6 +409,14 @@ impl BuildArgs {
                 });
             }
         }
+        if let Some(p) = &self.platform {
+            check_platform(p)?;
+        }
+        let extra_hosts = self
+            .add_hosts
+            .iter()
+            .map(|h| parse_add_host(h))
+            .collect::<Result<_, _>>()?;
         let mut allow = kiln_executor::Entitlements::default();
         for name in &self.allow {
             allow.allow(name).map_err(UsageError)?;
@@ -427,8 +458,38 @@ impl BuildArgs {
             root,
             insecure_registries: self.insecure_registries,
             session: session(&self.secrets, &self.ssh)?,
+            extra_hosts,
+            iidfile: self.iidfile,
+            metadata_file: self.metadata_file,
+            quiet: self.quiet,
         })
     }
+}
+
+/// `--platform`: one platform, and it must be `linux/amd64` (no emulation here).
+fn check_platform(value: &str) -> Result<(), UsageError> {
+    let norm = value.trim().to_ascii_lowercase();
+    match norm.trim_end_matches("/v1") {
+        "linux/amd64" | "linux/x86_64" | "linux/x86-64" => Ok(()),
+        _ => Err(UsageError(format!(
+            "invalid --platform {value:?}: kiln builds linux/amd64 images only"
+        ))),
+    }
+}
+
+/// `--add-host HOST:IP` (or `HOST=IP`; an IPv6 address may be in brackets), as buildx.
+fn parse_add_host(value: &str) -> Result<(String, String), UsageError> {
+    let bad = |m: &str| UsageError(format!("invalid --add-host {value:?}: {m}"));
+    let (host, ip) = value
+        .split_once('=')
+        .or_else(|| value.split_once(':'))
+        .ok_or_else(|| bad("expected HOST:IP"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(bad("invalid host name"));
+    }
+    let ip: std::net::IpAddr = ip.parse().map_err(|_| bad("invalid IP address"))?;
+    Ok((host.to_string(), ip.to_string()))
 }
 
 /// `--secret` and `--ssh` values (BuildKit's syntax: `id=x,src=FILE`, `id=x,env=VAR`,
@@ -714,6 +775,25 @@ mod tests {
         assert!(parse_output("type=local", &t).is_err());
         assert!(parse_output("type=tar,dest=x,compression=gzip", &t).is_err());
         assert!(parse_output("-", &t).is_err());
+    }
+
+    #[test]
+    fn add_host_and_platform_values() {
+        let ok = |v: &str| parse_add_host(v).unwrap();
+        assert_eq!(ok("db:10.0.0.2"), ("db".into(), "10.0.0.2".into()));
+        assert_eq!(ok("db=10.0.0.2"), ("db".into(), "10.0.0.2".into()));
+        assert_eq!(
+            ok("v6:[2001:db8::33]"),
+            ("v6".into(), "2001:db8::33".into())
+        );
+        assert_eq!(ok("v6=2001:db8::33"), ("v6".into(), "2001:db8::33".into()));
+        for bad in ["db", "db:", ":1.2.3.4", "db:not-an-ip"] {
+            assert!(parse_add_host(bad).is_err(), "{bad}");
+        }
+        assert!(check_platform("linux/amd64").is_ok());
+        assert!(check_platform("Linux/AMD64").is_ok());
+        assert!(check_platform("linux/arm64").is_err());
+        assert!(check_platform("linux/amd64,linux/arm64").is_err());
     }
 
     #[test]

@@ -52,6 +52,15 @@ impl Progress {
         }
     }
 
+    /// A printer that shows nothing (`--quiet`); output tails are still kept for errors.
+    pub(crate) fn quiet() -> Self {
+        Progress {
+            state: Mutex::new(State::default()),
+            out: Mutex::new(Box::new(std::io::sink())),
+            tty: None,
+        }
+    }
+
     /// A printer writing to any sink (tests).
     #[cfg(test)]
     fn to(out: Box<dyn Write + Send>) -> Self {

@@ -394,8 +394,14 @@ impl Worker for Executor {
         let files = [
             (
                 "hosts",
-                format!(
-                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                op.extra_hosts.iter().fold(
+                    format!(
+                        "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    ),
+                    |mut hosts, (host, ip)| {
+                        hosts.push_str(&format!("{ip}\t{host}\n"));
+                        hosts
+                    },
                 )
                 .into_bytes(),
             ),

@@ -127,6 +127,9 @@ pub struct ExecOp {
     /// (`--build-arg BUILDKIT_SANDBOX_HOSTNAME=…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Extra `/etc/hosts` entries as (host, ip) (`kiln build --add-host`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<(String, String)>,
 }
 
 /// `RUN --security=`.

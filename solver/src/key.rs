@@ -101,6 +101,8 @@ enum Preimage<'a> {
         security: SecurityMode,
         #[serde(skip_serializing_if = "Option::is_none")]
         hostname: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        extra_hosts: &'a [(String, String)],
     },
     File {
         parent: &'a str,
@@ -175,6 +177,7 @@ pub(crate) fn exec(
         sources,
         security: op.security,
         hostname: op.hostname.as_deref(),
+        extra_hosts: &op.extra_hosts,
     })
 }
 
@@ -242,6 +245,7 @@ mod tests {
             mounts: Vec::new(),
             security: Default::default(),
             hostname: None,
+            extra_hosts: Vec::new(),
         };
         let mut with_secret = base.clone();
         with_secret.mounts.push(ExecMount::Secret {
@@ -280,6 +284,7 @@ mod tests {
             mounts: Vec::new(),
             security: Default::default(),
             hostname: None,
+            extra_hosts: Vec::new(),
         };
         let mut proxied = base.clone();
         proxied.env.extend([

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod add_remote;
+mod build_flags;
 mod cache;
 mod common;
 mod conformance4;

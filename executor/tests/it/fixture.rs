@@ -179,6 +179,7 @@ impl Fixture {
             mounts: Vec::new(),
             security: Default::default(),
             hostname: None,
+            extra_hosts: Vec::new(),
         }
     }
 

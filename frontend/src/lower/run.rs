@@ -227,6 +227,7 @@ pub(super) fn run(cx: &mut Ctx<'_, '_>, st: &mut StageState, r: &Run) -> Result<
             .get("BUILDKIT_SANDBOX_HOSTNAME")
             .filter(|h| !h.is_empty())
             .cloned(),
+        extra_hosts: Vec::new(),
     };
     let node = cx
         .lw

@@ -94,6 +94,7 @@ impl G {
             mounts: Vec::new(),
             security: Default::default(),
             hostname: None,
+            extra_hosts: Vec::new(),
         };
         self.add(Op::Exec(op), vec![parent], &format!("RUN {cmd}"))
     }
