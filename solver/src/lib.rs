@@ -9,7 +9,9 @@
 //!   filtered file list and content digests of what a COPY selects
 //!   ([`context::ContextIndex`]), with a persistent stat cache;
 //! - every solve holds a [`Lease`] on what it uses, and [`gc`] (`kiln du`, `kiln prune`)
-//!   removes what neither a cache record nor a live lease references.
+//!   removes what neither a cache record nor a live lease references;
+//! - [`remote_cache`] exports cache records and layers to a directory or a registry and
+//!   imports them on another machine (`--cache-to`, `--cache-from`).
 
 pub mod context;
 mod copykey;
@@ -20,6 +22,7 @@ mod key;
 mod lease;
 mod lock;
 mod node;
+pub mod remote_cache;
 mod solver;
 mod time;
 

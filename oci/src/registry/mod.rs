@@ -176,6 +176,16 @@ impl RegistryClient {
         pull::resolve(&self.inner, image, platform, Some(store)).await
     }
 
+    /// Fetches the manifest (or index) the reference names as it is, without following an
+    /// index or reading its config: its bytes, media type and digest (verified when the
+    /// reference has one). For artifacts such as kiln's build cache.
+    pub async fn fetch_manifest(
+        &self,
+        image: &ImageRef,
+    ) -> Result<(Vec<u8>, String, Digest), RegistryError> {
+        pull::fetch_manifest(&self.inner, image).await
+    }
+
     /// Fetches a blob into the store unless it is there, verifying its digest.
     pub async fn fetch_blob(
         &self,
@@ -184,6 +194,15 @@ impl RegistryClient {
         store: &ContentStore,
     ) -> Result<(), RegistryError> {
         pull::fetch_blob(&self.inner, image, blob, store).await
+    }
+
+    /// Fetches a small blob (at most 32 MiB, such as a config) into memory, verified.
+    pub async fn fetch_blob_bytes(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, RegistryError> {
+        pull::get_blob_bytes(&self.inner, image, digest).await
     }
 
     /// True when the image's repository has the blob (`HEAD /v2/<name>/blobs/<digest>`).

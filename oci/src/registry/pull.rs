@@ -235,8 +235,27 @@ pub(crate) async fn resolve(
     })
 }
 
+/// See `RegistryClient::fetch_manifest`.
+pub(crate) async fn fetch_manifest(
+    t: &Transport,
+    image: &ImageRef,
+) -> Result<(Vec<u8>, String, Digest), RegistryError> {
+    let shown = image.to_string();
+    let reference = match (&image.digest, &image.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(tag)) => tag.clone(),
+        (None, None) => "latest".to_string(),
+    };
+    let (bytes, media_type) = get_manifest(t, image, &reference, &shown).await?;
+    if let Some(want) = &image.digest {
+        verify(&shown, want, &bytes)?;
+    }
+    let digest = Digest::of(&bytes);
+    Ok((bytes, media_type, digest))
+}
+
 /// GETs a small blob (a config) into memory, verified.
-async fn get_blob_bytes(
+pub(crate) async fn get_blob_bytes(
     t: &Transport,
     image: &ImageRef,
     digest: &Digest,
