@@ -258,6 +258,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         executor.clone(),
         SolverOptions {
             no_cache: opts.no_cache,
+            no_cache_stages: no_cache_stages(&graph, &opts.no_cache_filter, &progress),
             ignore_files: dockerfile_ignore(&opts.dockerfile)
                 .map(|f| BTreeMap::from([("context".to_string(), f)]))
                 .unwrap_or_default(),
@@ -326,6 +327,34 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     .await?;
     progress.done(v);
     write_result_files(&opts, &bundle)
+}
+
+/// The stage indexes `--no-cache-filter` names (case-insensitive, as stage names are); an
+/// unknown name is ignored with a warning, as BuildKit does.
+fn no_cache_stages(
+    graph: &Graph,
+    names: &[String],
+    progress: &Progress,
+) -> std::collections::BTreeSet<usize> {
+    let mut out = std::collections::BTreeSet::new();
+    for name in names {
+        let lower = name.to_ascii_lowercase();
+        match graph
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            Some(i) => {
+                out.insert(i);
+            }
+            None => {
+                let v = progress.start("[internal] --no-cache-filter");
+                progress.note(v, &format!("WARNING: no stage named {name:?}; ignored"));
+                progress.done(v);
+            }
+        }
+    }
+    out
 }
 
 /// `--iidfile`, `--metadata-file` and `--quiet`'s image ID on stdout.

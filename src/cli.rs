@@ -259,6 +259,10 @@ pub(crate) struct BuildArgs {
     /// Do not use the cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
+    /// Do not use the cache for these stages (and the steps that depend on them); repeatable,
+    /// or comma-separated.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub(crate) no_cache_filter: Vec<String>,
     /// Allow an extra privileged entitlement: `security.insecure` (RUN --security=insecure)
     /// or `network.host` (RUN --network=host).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
@@ -361,6 +365,8 @@ pub(crate) struct BuildOptions {
     pub(crate) build_contexts: BTreeMap<String, BuildContext>,
     pub(crate) outputs: Vec<Output>,
     pub(crate) no_cache: bool,
+    /// `--no-cache-filter` stage names.
+    pub(crate) no_cache_filter: Vec<String>,
     pub(crate) check: bool,
     /// `--allow` entitlements.
     pub(crate) allow: kiln_executor::Entitlements,
@@ -451,6 +457,7 @@ impl BuildArgs {
                 .collect::<Result<_, _>>()?,
             outputs,
             no_cache: self.no_cache,
+            no_cache_filter: self.no_cache_filter,
             check: self.check,
             allow,
             network_none: self.network == NetworkArg::None,

@@ -31,6 +31,8 @@ pub(crate) struct NodeEnv {
     /// The build's lease: every layer used or made is added before it is relied on.
     pub(crate) lease: Arc<Lease>,
     pub(crate) no_cache: bool,
+    /// Nodes that ignore the cache (`--no-cache-filter`'s stages and what depends on them).
+    pub(crate) no_cache_nodes: std::collections::HashSet<NodeId>,
     pub(crate) progress: Arc<dyn ProgressSink>,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) contexts: BTreeMap<String, PathBuf>,
@@ -108,10 +110,11 @@ fn run_inner(
         context: None,
         fetched: None,
     };
+    let ignore = env.no_cache || env.no_cache_nodes.contains(&id);
     match &node.op {
         Op::Source(SourceOp::Scratch) => {
             let keyed = key::scratch().map_err(encode)?;
-            let (record, cached) = record_without_work(env, &keyed)?;
+            let (record, cached) = record_without_work(env, &keyed, ignore)?;
             Ok(plain(NodeOutput {
                 rootfs: Vec::new(),
                 layer: None,
@@ -143,7 +146,7 @@ fn run_inner(
                 fetched = env.worker.fetch(source, id, env.progress.as_ref())?;
             }
             let keyed = key::remote(&fetched.digest).map_err(encode)?;
-            let (record, cached) = record_without_work(env, &keyed)?;
+            let (record, cached) = record_without_work(env, &keyed, ignore)?;
             Ok(Input {
                 output: NodeOutput {
                     rootfs: Vec::new(),
@@ -158,7 +161,7 @@ fn run_inner(
         }
         Op::Source(SourceOp::Image(img)) => {
             let keyed = key::image(img).map_err(encode)?;
-            let existing = if env.no_cache {
+            let existing = if ignore {
                 None
             } else {
                 env.index.get(&keyed.key)?
@@ -209,7 +212,7 @@ fn run_inner(
                 progress: env.progress.as_ref(),
                 cancel: env.cancel.clone(),
             };
-            let out = cached_or_compute(env, keyed, &parent.rootfs, || {
+            let out = cached_or_compute(env, keyed, ignore, &parent.rootfs, || {
                 env.worker.exec(&parent.rootfs, op, &sources, &io)
             })?;
             Ok(plain(out))
@@ -253,7 +256,7 @@ fn run_inner(
                 progress: env.progress.as_ref(),
                 cancel: env.cancel.clone(),
             };
-            let out = cached_or_compute(env, keyed, &parent.rootfs, || {
+            let out = cached_or_compute(env, keyed, ignore, &parent.rootfs, || {
                 env.worker.file(base, op, &sources, &io)
             })?;
             Ok(plain(out))
@@ -382,8 +385,12 @@ fn load_context(env: &NodeEnv, name: &str) -> Result<Arc<LoadedContext>, SolveEr
 }
 
 /// A usable record for `key`: it exists and its layer blob (if any) is still in the store.
-fn usable_record(env: &NodeEnv, key: &str) -> Result<Option<CacheRecord>, SolveErrorKind> {
-    if env.no_cache {
+fn usable_record(
+    env: &NodeEnv,
+    key: &str,
+    ignore: bool,
+) -> Result<Option<CacheRecord>, SolveErrorKind> {
+    if ignore {
         return Ok(None);
     }
     let Some(rec) = env.index.get(key)? else {
@@ -411,8 +418,9 @@ fn hold_layers(lease: &Lease, layers: &[LayerRef]) -> Result<bool, SolveErrorKin
 fn record_without_work(
     env: &NodeEnv,
     keyed: &Keyed,
+    ignore: bool,
 ) -> Result<(CacheRecord, bool), SolveErrorKind> {
-    if let Some(rec) = usable_record(env, &keyed.key)? {
+    if let Some(rec) = usable_record(env, &keyed.key, ignore)? {
         return Ok((rec, true));
     }
     let rec = CacheRecord {
@@ -428,6 +436,7 @@ fn record_without_work(
 fn cached_or_compute(
     env: &NodeEnv,
     keyed: Keyed,
+    ignore: bool,
     parent: &[LayerRef],
     work: impl Fn() -> Result<Option<LayerRef>, WorkerError>,
 ) -> Result<NodeOutput, SolveErrorKind> {
@@ -442,13 +451,13 @@ fn cached_or_compute(
             cache_key: key,
         }
     };
-    if let Some(rec) = usable_record(env, &keyed.key)? {
+    if let Some(rec) = usable_record(env, &keyed.key, ignore)? {
         return Ok(output(rec, true, keyed.key));
     }
     let _lock = KeyLock::acquire(&env.locks, &keyed.key)
         .map_err(|(path, source)| SolveErrorKind::Io { path, source })?;
     // Another process may have computed the key while this one waited for the lock.
-    if let Some(rec) = usable_record(env, &keyed.key)? {
+    if let Some(rec) = usable_record(env, &keyed.key, ignore)? {
         return Ok(output(rec, true, keyed.key));
     }
     if env.cancel.load(Ordering::SeqCst) {

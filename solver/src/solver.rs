@@ -1,6 +1,6 @@
 //! Scheduling: the reachable, deduplicated DAG of the target's nodes, run concurrently.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,10 @@ pub struct SolverOptions {
     pub max_parallel: usize,
     /// Ignore existing cache records; compute every step and overwrite its record.
     pub no_cache: bool,
+    /// Stages (indexes in [`Graph::stages`]) whose steps ignore the cache, as do the steps
+    /// that depend on them (`--no-cache-filter`): keys name definitions, not results, so a
+    /// dependent's record may hold what the old result gave.
+    pub no_cache_stages: BTreeSet<usize>,
     /// Context name → the ignore file used instead of `<context>/.dockerignore`
     /// (`<Dockerfile>.dockerignore` next to the Dockerfile, as BuildKit does).
     pub ignore_files: BTreeMap<String, PathBuf>,
@@ -41,6 +45,7 @@ impl Default for SolverOptions {
             max_parallel: (cpus * 8).max(32),
             no_cache: false,
             ignore_files: BTreeMap::new(),
+            no_cache_stages: BTreeSet::new(),
         }
     }
 }
@@ -147,6 +152,7 @@ impl Solver {
             locks: self.locks.clone(),
             lease: self.lease.clone(),
             no_cache: self.opts.no_cache,
+            no_cache_nodes: no_cache_nodes(graph, &self.opts.no_cache_stages),
             progress,
             cancel: cancel.clone(),
             contexts: contexts.clone(),
@@ -334,5 +340,30 @@ impl Plan {
             dag,
             index,
         })
+    }
+}
+
+/// The nodes of `stages` and every node that depends on one of them.
+fn no_cache_nodes(graph: &Graph, stages: &BTreeSet<usize>) -> HashSet<NodeId> {
+    let mut set: HashSet<NodeId> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| stages.contains(&n.stage))
+        .map(|(i, _)| i)
+        .collect();
+    if set.is_empty() {
+        return set;
+    }
+    loop {
+        let before = set.len();
+        for (i, n) in graph.nodes.iter().enumerate() {
+            if !set.contains(&i) && n.inputs.iter().any(|x| set.contains(x)) {
+                set.insert(i);
+            }
+        }
+        if set.len() == before {
+            return set;
+        }
     }
 }

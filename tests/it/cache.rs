@@ -127,3 +127,54 @@ fn wildcard_copy_keys_on_matched_files_only() {
     assert_eq!(out.code(), Some(1), "{}", out.text());
     assert!(out.text().contains("/d/a.txt"), "{}", out.text());
 }
+
+/// 13.6: `--no-cache-filter STAGE` re-runs that stage's steps and the steps that depend on
+/// them; other stages (its base included) stay cached.
+#[test]
+fn no_cache_filter_reruns_only_the_named_stage_and_its_dependents() {
+    let f = Fixture::empty();
+    let rnd = |p: &str| format!("RUN head -c8 /dev/urandom | od -An -tx1 > /{p}\n");
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM @BASE@ AS base\n{}FROM base AS build\n{}FROM @BASE@ AS other\n{}\
+             FROM build\nCOPY --from=other /other /other\n{}",
+            rnd("base"),
+            rnd("build"),
+            rnd("other"),
+            rnd("final")
+        ),
+    );
+    let read = |name: &str, extra: &[&str]| {
+        let dir = f.out(name);
+        let dest = format!("type=oci,dest={},tar=false", dir.display());
+        let mut args = vec!["-o", dest.as_str()];
+        args.extend_from_slice(extra);
+        f.build(&args).ok();
+        let image = Image::from_oci_dir(&dir).expect("read OCI dir");
+        ["base", "build", "other", "final"].map(|p| {
+            image
+                .file(p)
+                .expect("read layers")
+                .unwrap_or_else(|| panic!("/{p}"))
+        })
+    };
+    let first = read("one", &[]);
+    let second = read("two", &["--no-cache-filter", "BUILD"]);
+    assert_eq!(
+        first[0], second[0],
+        "the filtered stage's base stays cached"
+    );
+    assert_ne!(first[1], second[1], "the filtered stage re-runs");
+    assert_eq!(first[2], second[2], "an unrelated stage stays cached");
+    assert_ne!(first[3], second[3], "a step depending on the stage re-runs");
+    // An unknown name is a warning, not an error; everything is cached again.
+    let third = read("three", &["--no-cache-filter", "nope,other"]);
+    assert_eq!(third[0], second[0]);
+    assert_eq!(third[1], second[1]);
+    assert_ne!(third[2], second[2], "other re-runs");
+    assert_ne!(
+        third[3], second[3],
+        "and so does the final stage that copies from it"
+    );
+}
