@@ -118,3 +118,6 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RemoteCacheE
         source,
     }
 }
+
+#[cfg(test)]
+mod tests;
