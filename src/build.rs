@@ -357,6 +357,42 @@ fn no_cache_stages(
     out
 }
 
+/// `--load`: a docker-save tar in the store's temp dir, then `docker load -i` of it.
+fn docker_load(
+    bundle: &ImageBundle,
+    opts: &BuildOptions,
+    store: &ContentStore,
+) -> Result<(), Failure> {
+    /// Removes the tar however the load ends.
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let tar = Remove(store.root().join("tmp").join(format!(
+        "load-{}-{}.tar",
+        std::process::id(),
+        bundle.manifest_digest.hex()
+    )));
+    kiln_exporter::write_docker_tar(bundle, &opts.tags, store, &tar.0)?;
+    let out = std::process::Command::new("docker")
+        .arg("load")
+        .arg("-i")
+        .arg(&tar.0)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Failure(format!("--load: running docker: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure(format!(
+            "--load: docker load failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 /// `--iidfile`, `--metadata-file` and `--quiet`'s image ID on stdout.
 fn write_result_files(opts: &BuildOptions, bundle: &ImageBundle) -> Result<(), Failure> {
     let image_id = bundle.config_digest.to_string();
@@ -400,6 +436,11 @@ async fn export(
     }
     for out in &opts.outputs {
         match out {
+            Output::Load => {
+                progress.note(v, "loading the image into docker");
+                docker_load(bundle, opts, store)?;
+                progress.note(v, "loading the image into docker done");
+            }
             Output::Local { dest } => {
                 kiln_exporter::write_local(bundle, store, dest)?;
                 progress.note(v, &format!("copying files to {} done", dest.display()));
@@ -517,7 +558,7 @@ fn creation_compression(outputs: &[Output]) -> kiln_oci::layer::Compression {
     let wanted: Vec<Compression> = outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Docker { .. } => Some(Compression::Gzip),
+            Output::Docker { .. } | Output::Load => Some(Compression::Gzip),
             Output::Oci { compression, .. } | Output::Image { compression, .. } => {
                 Some(compression.compression)
             }

@@ -256,6 +256,10 @@ pub(crate) struct BuildArgs {
     /// Push the image named with -t (shorthand for `-o type=image,push=true`).
     #[arg(long)]
     pub(crate) push: bool,
+    /// Load the image into Docker (`docker load` of a docker-save tar; the `docker` on PATH,
+    /// honouring DOCKER_HOST).
+    #[arg(long)]
+    pub(crate) load: bool,
     /// Do not use the cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
@@ -316,6 +320,8 @@ pub(crate) struct BuildArgs {
 /// Where the built image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Output {
+    /// `docker load` into the Docker daemon (`--load`).
+    Load,
     /// The final stage's filesystem, written into a directory (`type=local`, or `-o DIR`).
     Local {
         /// Destination directory.
@@ -423,6 +429,9 @@ impl BuildArgs {
             .iter()
             .map(|h| parse_add_host(h))
             .collect::<Result<_, _>>()?;
+        if self.load && !outputs.contains(&Output::Load) {
+            outputs.push(Output::Load);
+        }
         let mut allow = kiln_executor::Entitlements::default();
         for name in &self.allow {
             allow.allow(name).map_err(UsageError)?;

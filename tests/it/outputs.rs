@@ -290,3 +290,50 @@ fn push_mounts_base_layers_from_their_repository() {
         "the base layer was uploaded instead of mounted"
     );
 }
+
+/// `--load`: the image goes into the Docker daemon `DOCKER_HOST` names (through the `docker`
+/// on PATH) and runs there; a daemon that is not there fails the build with docker's error.
+#[test]
+fn load_puts_the_image_into_docker() {
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nRUN echo loaded > /l\nCMD [\"cat\", \"/l\"]\n",
+    );
+    let dockerd = Dockerd::start().expect("start dockerd");
+    // Debian's docker CLI first: /usr/local/bin/docker may be another version.
+    let path = format!("/usr/bin:{}", std::env::var("PATH").unwrap_or_default());
+    let kiln = |host: &str| {
+        assert_cmd::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args([
+                "build",
+                "--progress=plain",
+                "--root",
+                &f.root().display().to_string(),
+                "--load",
+                "-t",
+                "kiln-e2e/loaded:1",
+                &f.ctx().display().to_string(),
+            ])
+            .env("PATH", &path)
+            .env("DOCKER_HOST", host)
+            .output()
+            .expect("run kiln")
+    };
+    let out = kiln(&format!("unix://{}", dockerd.socket().display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dockerd
+        .docker(&["run", "--rm", "--network=none", "kiln-e2e/loaded:1"])
+        .expect("docker run");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "loaded\n");
+
+    let missing = f.out("no-daemon.sock");
+    let out = kiln(&format!("unix://{}", missing.display()));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--load: docker load failed"), "{err}");
+}
