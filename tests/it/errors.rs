@@ -119,3 +119,70 @@ fn usage_errors_exit_2() {
         );
     }
 }
+
+/// A registry nobody listens on: a clear error naming the reference, exit 1, in seconds
+/// (a few retries with backoff, not a hang).
+#[test]
+fn unreachable_registry_fails_naming_the_reference() {
+    let f = Fixture::empty();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    f.write(
+        "Dockerfile",
+        &format!("FROM 127.0.0.1:{port}/nobody/home:1\nRUN true\n"),
+    );
+    let started = std::time::Instant::now();
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1)
+        .error_line_names(&[&format!("127.0.0.1:{port}/nobody/home:1")]);
+    assert!(
+        out.text().to_lowercase().contains("connect"),
+        "{}",
+        out.text()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+/// A registry serving a layer whose bytes do not match its digest (its storage was
+/// tampered with): the build fails naming the digest, the bad bytes never enter the store,
+/// and the store keeps working for the next build.
+#[test]
+fn corrupt_layer_from_the_registry_is_refused_and_not_stored() {
+    let registry = kiln_testsupport::Registry::start(kiln_testsupport::RegistryAuth::None)
+        .expect("start registry");
+    let base = kiln_testsupport::busybox_image(&registry).expect("push busybox");
+    // Find the layer blob in the registry's storage and overwrite it (same size).
+    let blobs = registry.dir().join("data/docker/registry/v2/blobs/sha256");
+    let mut layer = None;
+    for prefix in std::fs::read_dir(&blobs).expect("blobs").flatten() {
+        for blob in std::fs::read_dir(prefix.path()).expect("prefix").flatten() {
+            let data = blob.path().join("data");
+            let len = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+            if len > 100_000 {
+                layer = Some((blob.file_name().to_string_lossy().into_owned(), data, len));
+            }
+        }
+    }
+    let (hex, data, len) = layer.expect("the busybox layer blob");
+    let len = usize::try_from(len).expect("size");
+    std::fs::write(&data, vec![0x42u8; len]).expect("corrupt the blob");
+
+    let f = Fixture::empty();
+    f.write("Dockerfile", &format!("FROM {base}\nRUN true\n"));
+    let out = f.build(&["-o", &oci_out(&f)]);
+    out.fails_with(1);
+    assert!(out.text().contains(&hex[..12]), "{}", out.text());
+    assert!(
+        out.text().to_lowercase().contains("digest"),
+        "{}",
+        out.text()
+    );
+    let stored = f.root().join("content/blobs/sha256").join(&hex);
+    assert!(!stored.exists(), "a blob that failed verification was stored");
+
+    // The same store builds a good image afterwards.
+    f.write("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
+    f.build(&["-o", &oci_out(&f)]).ok();
+}
