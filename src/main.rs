@@ -29,7 +29,11 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KILN_LOG"))
+        // Warnings (registry retries, skipped device nodes or xattrs) show by default.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

@@ -241,7 +241,10 @@ fn copy_entry(from: &Path, meta: &fs::Metadata, to: &Path) -> Result<(), String>
         match mknod(to, kind, Mode::from_bits_truncate(0o600), meta.rdev()) {
             Ok(()) => {}
             Err(nix::errno::Errno::EPERM) if !ft.is_fifo() => {
-                tracing::warn!(path = %from.display(), "device node not created here; skipped");
+                eprintln!(
+                    "kiln: device node {} not created in the user namespace; skipped",
+                    from.display()
+                );
                 return Ok(());
             }
             Err(e) => return Err(err("mknod", to, e.into())),
@@ -268,7 +271,7 @@ fn set_meta(from: &Path, meta: &fs::Metadata, to: &Path) -> Result<(), String> {
             }
             if let Ok(Some(value)) = xattr::get(from, &name) {
                 if let Err(e) = xattr::set(to, &name, &value) {
-                    tracing::warn!(path = %to.display(), xattr = ?name, "xattr not copied: {e}");
+                    eprintln!("kiln: xattr {name:?} of {} not copied: {e}", to.display());
                 }
             }
         }

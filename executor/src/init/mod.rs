@@ -123,7 +123,9 @@ fn mount_or_copy(
     match overlay(snapshots_dir, lowers, upper_work, target) {
         Ok(()) => Ok(false),
         Err(e) if crate::userns::in_user_namespace() => {
-            tracing::warn!("{e}; copying the layers instead (slower)");
+            // The init has no log subscriber: its stderr is the step's output, where the
+            // user sees it.
+            eprintln!("kiln: {e}; copying the layers instead (slower)");
             copy("overlay refused in the user namespace")
         }
         Err(e) => Err(e),
