@@ -66,6 +66,7 @@ pub enum ExecutorError {
         /// What went wrong (BuildKit's wording for checksum mismatches).
         reason: String,
     },
+    /// The sandbox or a helper task failed outside any command (spawn, join, set-up).
     #[error("sandbox: {0}")]
     Sandbox(String),
 }
