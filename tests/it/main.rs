@@ -6,6 +6,7 @@ mod add_remote;
 mod build_flags;
 mod cache;
 mod common;
+mod concurrency;
 mod conformance4;
 mod context;
 mod copy_add;
