@@ -180,7 +180,10 @@ fn corrupt_layer_from_the_registry_is_refused_and_not_stored() {
         out.text()
     );
     let stored = f.root().join("content/blobs/sha256").join(&hex);
-    assert!(!stored.exists(), "a blob that failed verification was stored");
+    assert!(
+        !stored.exists(),
+        "a blob that failed verification was stored"
+    );
 
     // The same store builds a good image afterwards.
     f.write("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
