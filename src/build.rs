@@ -259,6 +259,10 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
         SolverOptions {
             no_cache: opts.no_cache,
             no_cache_stages: no_cache_stages(&graph, &opts.no_cache_filter, &progress),
+            explain: opts.explain.then(|| {
+                let df = std::path::absolute(&opts.dockerfile).unwrap_or(opts.dockerfile.clone());
+                format!("{}\n{}", df.display(), opts.target.as_deref().unwrap_or(""))
+            }),
             ignore_files: dockerfile_ignore(&opts.dockerfile)
                 .map(|f| BTreeMap::from([("context".to_string(), f)]))
                 .unwrap_or_default(),

@@ -263,6 +263,9 @@ pub(crate) struct BuildArgs {
     /// Do not use the cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
+    /// Say in each step's log why it missed the cache (compared with its last build).
+    #[arg(long)]
+    pub(crate) explain: bool,
     /// Do not use the cache for these stages (and the steps that depend on them); repeatable,
     /// or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
@@ -373,6 +376,8 @@ pub(crate) struct BuildOptions {
     pub(crate) no_cache: bool,
     /// `--no-cache-filter` stage names.
     pub(crate) no_cache_filter: Vec<String>,
+    /// `--explain`.
+    pub(crate) explain: bool,
     pub(crate) check: bool,
     /// `--allow` entitlements.
     pub(crate) allow: kiln_executor::Entitlements,
@@ -467,6 +472,7 @@ impl BuildArgs {
             outputs,
             no_cache: self.no_cache,
             no_cache_filter: self.no_cache_filter,
+            explain: self.explain,
             check: self.check,
             allow,
             network_none: self.network == NetworkArg::None,

@@ -58,6 +58,10 @@ pub(crate) fn open_connection(db: &Path) -> Result<Connection, rusqlite::Error> 
              sha256 TEXT NOT NULL,
              recorded_ns INTEGER NOT NULL,
              PRIMARY KEY (root, path)
+         );
+         CREATE TABLE IF NOT EXISTS step_history (
+             step TEXT PRIMARY KEY,
+             key TEXT NOT NULL
          );",
     )?;
     migrate(&conn)?;
@@ -213,6 +217,29 @@ impl CacheIndex {
         conn.execute(
             "UPDATE cache_records SET last_used = ?2 WHERE key = ?1",
             params![key, now_ns()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The key the step named `step` had when it was last built (`--explain`).
+    pub fn step_key(&self, step: &str) -> Result<Option<String>, IndexError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row(
+            "SELECT key FROM step_history WHERE step = ?1",
+            params![step],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Remembers `key` as the step's latest.
+    pub fn set_step_key(&self, step: &str, key: &str) -> Result<(), IndexError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute(
+            "INSERT OR REPLACE INTO step_history (step, key) VALUES (?1, ?2)",
+            params![step, key],
         )
         .map_err(|e| self.err(e))?;
         Ok(())

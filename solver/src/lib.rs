@@ -16,6 +16,7 @@
 pub mod context;
 mod copykey;
 mod error;
+mod explain;
 pub mod gc;
 mod index;
 mod key;

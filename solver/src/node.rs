@@ -33,6 +33,8 @@ pub(crate) struct NodeEnv {
     pub(crate) no_cache: bool,
     /// Nodes that ignore the cache (`--no-cache-filter`'s stages and what depends on them).
     pub(crate) no_cache_nodes: std::collections::HashSet<NodeId>,
+    /// `--explain`: each step's name across builds (empty when not asked for).
+    pub(crate) step_names: std::collections::HashMap<NodeId, String>,
     pub(crate) progress: Arc<dyn ProgressSink>,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) contexts: BTreeMap<String, PathBuf>,
@@ -70,6 +72,8 @@ pub(crate) fn run(
         name: node.name.clone(),
     });
     let result = run_inner(env, id, node, inputs).map_err(|kind| SolveError::at(id, kind))?;
+    crate::explain::after_step(env, id, &result.output.cache_key, result.output.cached)
+        .map_err(|kind| SolveError::at(id, kind))?;
     if result.output.cached {
         env.progress.event(ProgressEvent::Cached { node: id });
     }

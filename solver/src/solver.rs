@@ -30,6 +30,9 @@ pub struct SolverOptions {
     /// that depend on them (`--no-cache-filter`): keys name definitions, not results, so a
     /// dependent's record may hold what the old result gave.
     pub no_cache_stages: BTreeSet<usize>,
+    /// `--explain`: the build's identity (its Dockerfile and target); a step that misses the
+    /// cache then says why in its log, compared with the same step's last build.
+    pub explain: Option<String>,
     /// Context name → the ignore file used instead of `<context>/.dockerignore`
     /// (`<Dockerfile>.dockerignore` next to the Dockerfile, as BuildKit does).
     pub ignore_files: BTreeMap<String, PathBuf>,
@@ -46,6 +49,7 @@ impl Default for SolverOptions {
             no_cache: false,
             ignore_files: BTreeMap::new(),
             no_cache_stages: BTreeSet::new(),
+            explain: None,
         }
     }
 }
@@ -153,6 +157,12 @@ impl Solver {
             lease: self.lease.clone(),
             no_cache: self.opts.no_cache,
             no_cache_nodes: no_cache_nodes(graph, &self.opts.no_cache_stages),
+            step_names: self
+                .opts
+                .explain
+                .as_deref()
+                .map(|b| crate::explain::step_names(graph, b))
+                .unwrap_or_default(),
             progress,
             cancel: cancel.clone(),
             contexts: contexts.clone(),

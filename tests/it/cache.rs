@@ -178,3 +178,54 @@ fn no_cache_filter_reruns_only_the_named_stage_and_its_dependents() {
         "and so does the final stage that copies from it"
     );
 }
+
+/// `--explain`: a step that misses the cache says why, compared with its last build.
+#[test]
+fn explain_says_why_a_step_missed() {
+    let f = Fixture::empty();
+    f.write("src/a.txt", "1").write("other.txt", "x").write(
+        "Dockerfile",
+        "FROM @BASE@\nARG V=1\nCOPY src /src\nRUN echo $V > /v\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--explain"];
+        args.extend_from_slice(extra);
+        let out = f.build(&args);
+        out.ok();
+        out.text()
+    };
+    let first = run(&[]);
+    assert!(
+        first.contains("explain: missed: first build of this step"),
+        "{first}"
+    );
+    let again = run(&[]);
+    assert!(
+        !again.contains("explain:"),
+        "a no-op rebuild misses nothing: {again}"
+    );
+    f.write("src/a.txt", "2");
+    let edited = run(&[]);
+    assert!(
+        edited.contains("explain: missed: `src` in the context changed"),
+        "{edited}"
+    );
+    assert!(
+        edited.contains("explain: missed: the step before it changed"),
+        "{edited}"
+    );
+    let arg = run(&["--build-arg", "V=2"]);
+    assert!(
+        arg.contains("explain: missed: the environment changed: V changed"),
+        "{arg}"
+    );
+    f.write(
+        "Dockerfile",
+        "FROM @BASE@\nARG V=1\nCOPY src /src\nRUN echo $V >> /v\n",
+    );
+    let cmd = run(&[]);
+    assert!(
+        cmd.contains("explain: missed: the command changed: `/bin/sh -c echo $V > /v` -> `/bin/sh -c echo $V >> /v`"),
+        "{cmd}"
+    );
+}
