@@ -134,8 +134,15 @@ pub(crate) fn fetch_http(
         Ok((hash.finish().0.to_string(), lm))
     })?;
     if let Some(sum) = &src.checksum {
-        if *sum != digest {
-            return Err(fail(url, format!("digest mismatch {sum}: {digest}")));
+        // sha384/sha512 checksums are checked against the file with their own algorithm.
+        let actual = match sum.split_once(':').map(|(alg, _)| alg) {
+            Some(alg @ ("sha384" | "sha512")) => {
+                file_digest(&file, alg).map_err(|e| fail(url, format!("hashing: {e}")))?
+            }
+            _ => digest.clone(),
+        };
+        if *sum != actual {
+            return Err(fail(url, format!("digest mismatch {sum}: {actual}")));
         }
     }
     let mtime = last_modified.unwrap_or(0);
@@ -146,6 +153,32 @@ pub(crate) fn fetch_http(
     let identity = format!("http\n{url}\n{digest}\n{}\n{mtime}", src.filename);
     let name = format!("http-{}", Digest::of(identity.as_bytes()).hex());
     publish(downloads, tmp, &name, "", identity)
+}
+
+/// `alg:hex` of the file for `sha384` or `sha512`.
+fn file_digest(path: &Path, alg: &str) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    /// Feeds the file to `update` in chunks.
+    fn feed(path: &Path, mut update: impl FnMut(&[u8])) -> std::io::Result<()> {
+        let mut f = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match std::io::Read::read(&mut f, &mut buf)? {
+                0 => return Ok(()),
+                n => update(&buf[..n]),
+            }
+        }
+    }
+    let hex = if alg == "sha384" {
+        let mut h = sha2::Sha384::new();
+        feed(path, |b| h.update(b))?;
+        hex::encode(h.finalize())
+    } else {
+        let mut h = sha2::Sha512::new();
+        feed(path, |b| h.update(b))?;
+        hex::encode(h.finalize())
+    };
+    Ok(format!("{alg}:{hex}"))
 }
 
 /// Runs `git args…` in `dir`; its stderr becomes the error.

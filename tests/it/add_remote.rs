@@ -224,3 +224,64 @@ fn add_remote_flag_errors() {
         out.text()
     );
 }
+
+/// 5.8 / 5.9: `ADD --chmod` forms on a URL (755, 0413, `${mode}`), `--checksum` with sha256,
+/// sha384 and sha512, and the errors for an unsupported algorithm or a missing prefix.
+/// 5.12: the `?ref=`, `?branch=` and `?subdir=` query forms of a git source.
+#[test]
+fn add_url_chmod_forms_checksum_algorithms_and_git_queries() {
+    use sha2::Digest as _;
+    let body = b"payload".to_vec();
+    let files: HttpFiles = Arc::default();
+    files
+        .lock()
+        .unwrap()
+        .insert("/p".into(), (body.clone(), None));
+    let u = HttpServer::start(files).unwrap().url();
+    let sha384 = format!("sha384:{}", hex::encode(sha2::Sha384::digest(&body)));
+    let sha512 = format!("sha512:{}", hex::encode(sha2::Sha512::digest(&body)));
+    let base = tempfile::tempdir().unwrap();
+    make_git_repo(base.path()).unwrap();
+    let daemon = GitDaemon::start(base.path()).unwrap();
+    let r = format!("{}/repo.git", daemon.url);
+    let f = Fixture::empty();
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM @BASE@\nARG mode=640\n\
+             ADD --chmod=755 {u}/p /m755\n\
+             ADD --chmod=0413 {u}/p /m413\n\
+             ADD --chmod=${{mode}} {u}/p /mvar\n\
+             ADD --checksum={sha384} {u}/p /s384\n\
+             ADD --checksum={sha512} {u}/p /s512\n\
+             ADD {r}?ref=v1 /qref/\n\
+             ADD {r}?branch=main&subdir=sub /qsub/\n"
+        ),
+    );
+    let image = build(&f, "forms");
+    let mode = |p: &str| entry(&image, p).unwrap_or_else(|| panic!("{p}")).mode;
+    assert_eq!(mode("m755"), 0o755);
+    assert_eq!(mode("m413"), 0o413);
+    assert_eq!(mode("mvar"), 0o640);
+    assert_eq!(entry(&image, "s384").unwrap().content, body);
+    assert_eq!(entry(&image, "s512").unwrap().content, body);
+    assert_eq!(entry(&image, "qref/a.txt").unwrap().content, b"one");
+    assert_eq!(entry(&image, "qsub/b.txt").unwrap().content, b"b");
+    assert!(entry(&image, "qsub/a.txt").is_none());
+
+    let fails = |checksum: &str, want: &str| {
+        let g = Fixture::empty();
+        g.write(
+            "Dockerfile",
+            &format!("FROM @BASE@\nADD --checksum={checksum} {u}/p /x\n"),
+        );
+        let out = g.build(&[]);
+        assert_eq!(out.code(), Some(1), "{}", out.text());
+        assert!(out.text().contains(want), "{checksum}: {}", out.text());
+    };
+    fails(&format!("md5:{}", "0".repeat(32)), "unsupported digest algorithm");
+    fails(&"0".repeat(64), "invalid checksum digest format");
+    fails("sha256:abc", "invalid checksum digest format");
+    let wrong512 = format!("sha512:{}", "0".repeat(128));
+    fails(&wrong512, &format!("digest mismatch {wrong512}: {sha512}"));
+}

@@ -23,11 +23,24 @@ fn heredoc_path(dest: &str, name: &str) -> String {
 }
 
 /// `algorithm:hex` as an OCI digest (`sha256:` plus 64 hex digits, or another algorithm).
-fn is_digest(s: &str) -> bool {
-    match s.split_once(':') {
-        Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        Some((alg, hex)) => !alg.is_empty() && !hex.is_empty(),
-        None => false,
+/// Checks an `ADD --checksum` for a URL as go-digest's `Parse` does: `sha256`, `sha384` or
+/// `sha512` with that many lowercase hex digits.
+fn check_digest(s: &str) -> Result<(), String> {
+    let invalid = || format!("invalid checksum digest format: {s}");
+    let (alg, hex) = s.split_once(':').ok_or_else(invalid)?;
+    let len = match alg {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        a if !a.is_empty() && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) => {
+            return Err(format!("unsupported digest algorithm: {s}"))
+        }
+        _ => return Err(invalid()),
+    };
+    if hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(invalid())
     }
 }
 
@@ -74,8 +87,8 @@ pub(super) fn copy(
         return Err(cx.err("checksum requires HTTP(S) or Git sources"));
     }
     if let Some(sum) = checksum.as_deref() {
-        if remotes.iter().any(|r| matches!(r, Remote::Http(_))) && !is_digest(sum) {
-            return Err(cx.err(format!("invalid checksum digest format: {sum}")));
+        if remotes.iter().any(|r| matches!(r, Remote::Http(_))) {
+            check_digest(sum).map_err(|e| cx.err(e))?;
         }
     }
     let unpack = add_flags.is_some_and(|a| a.unpack.unwrap_or(true));
