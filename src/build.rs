@@ -108,16 +108,32 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     } else {
         Progress::stderr(opts.plain)
     });
-    let df_name = opts.dockerfile.display().to_string();
+    // `-f -`: the Dockerfile comes from stdin and is called `Dockerfile`, as in buildx.
+    let from_stdin = opts.dockerfile.as_os_str() == "-";
+    let df_name = if from_stdin {
+        "Dockerfile".to_string()
+    } else {
+        opts.dockerfile.display().to_string()
+    };
 
     let v = progress.start(&format!(
         "[internal] load build definition from {}",
-        opts.dockerfile
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        if from_stdin {
+            "Dockerfile".to_string()
+        } else {
+            opts.dockerfile
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }
     ));
-    let text = match std::fs::read(&opts.dockerfile) {
+    let read = if from_stdin {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
+    } else {
+        std::fs::read(&opts.dockerfile)
+    };
+    let text = match read {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => {
             let msg = format!("failed to read dockerfile: open {df_name}: {e}");

@@ -189,3 +189,43 @@ fn corrupt_layer_from_the_registry_is_refused_and_not_stored() {
     f.write("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
     f.build(&["-o", &oci_out(&f)]).ok();
 }
+
+/// `-f -`: the Dockerfile is read from stdin (and called `Dockerfile` in messages).
+#[test]
+fn dockerfile_from_stdin() {
+    let f = Fixture::empty();
+    f.write("hello.txt", "hi\n");
+    let run = |dockerfile: &str| {
+        assert_cmd::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args([
+                "build",
+                "--progress=plain",
+                "--root",
+                &f.root().display().to_string(),
+                "-f",
+                "-",
+                "-o",
+                &oci_out(&f),
+                &f.ctx().display().to_string(),
+            ])
+            .write_stdin(dockerfile.to_string())
+            .output()
+            .expect("run kiln")
+    };
+    let out = run("FROM scratch\nCOPY hello.txt /\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("load build definition from Dockerfile"),
+        "{err}"
+    );
+    let image = kiln_testsupport::Image::from_oci_tar(&f.out("image.tar")).expect("read image");
+    assert_eq!(
+        image.file("hello.txt").expect("read"),
+        Some(b"hi\n".to_vec())
+    );
+    let out = run("FROM scratch\nFNTRYPOINT x\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+}
