@@ -32,7 +32,10 @@ fn check_digest(s: &str) -> Result<(), String> {
         "sha256" => 64,
         "sha384" => 96,
         "sha512" => 128,
-        a if !a.is_empty() && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) => {
+        a if !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
             return Err(format!("unsupported digest algorithm: {s}"))
         }
         _ => return Err(invalid()),
