@@ -279,7 +279,10 @@ fn add_url_chmod_forms_checksum_algorithms_and_git_queries() {
         assert_eq!(out.code(), Some(1), "{}", out.text());
         assert!(out.text().contains(want), "{checksum}: {}", out.text());
     };
-    fails(&format!("md5:{}", "0".repeat(32)), "unsupported digest algorithm");
+    fails(
+        &format!("md5:{}", "0".repeat(32)),
+        "unsupported digest algorithm",
+    );
     fails(&"0".repeat(64), "invalid checksum digest format");
     fails("sha256:abc", "invalid checksum digest format");
     let wrong512 = format!("sha512:{}", "0".repeat(128));
