@@ -708,6 +708,8 @@ pub(crate) fn parse_output(spec: &str, tags: &[String]) -> Result<Output, UsageE
     )
     .map_err(|e| UsageError(format!("invalid output {spec:?}: {e}")))?;
     Ok(match kind {
+        // buildx: type=docker without dest= loads the image into Docker.
+        "docker" if !kv.contains_key("dest") => Output::Load,
         "docker" => Output::Docker { dest: dest()? },
         "local" => Output::Local { dest: dest()? },
         "tar" => Output::Tar { dest: dest()? },
@@ -774,7 +776,7 @@ mod tests {
                 compression: Default::default(),
             }
         );
-        assert!(parse_output("type=docker", &t).is_err());
+        assert_eq!(parse_output("type=docker", &t).unwrap(), Output::Load);
         assert!(parse_output("type=nope,dest=x", &t).is_err());
         assert!(parse_output("type=oci,dest=x,tar=maybe", &t).is_err());
         assert!(parse_output("type=oci,dest=x,bogus=1", &t).is_err());

@@ -303,23 +303,20 @@ fn load_puts_the_image_into_docker() {
     let dockerd = Dockerd::start().expect("start dockerd");
     // Debian's docker CLI first: /usr/local/bin/docker may be another version.
     let path = format!("/usr/bin:{}", std::env::var("PATH").unwrap_or_default());
-    let kiln = |host: &str| {
+    let kiln_with = |host: &str, how: &[&str]| {
+        let root = f.root().display().to_string();
+        let ctx = f.ctx().display().to_string();
+        let mut args = vec!["build", "--progress=plain", "--root", root.as_str()];
+        args.extend_from_slice(how);
+        args.push(ctx.as_str());
         assert_cmd::Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args([
-                "build",
-                "--progress=plain",
-                "--root",
-                &f.root().display().to_string(),
-                "--load",
-                "-t",
-                "kiln-e2e/loaded:1",
-                &f.ctx().display().to_string(),
-            ])
+            .args(&args)
             .env("PATH", &path)
             .env("DOCKER_HOST", host)
             .output()
             .expect("run kiln")
     };
+    let kiln = |host: &str| kiln_with(host, &["--load", "-t", "kiln-e2e/loaded:1"]);
     let out = kiln(&format!("unix://{}", dockerd.socket().display()));
     assert!(
         out.status.success(),
@@ -328,6 +325,20 @@ fn load_puts_the_image_into_docker() {
     );
     let run = dockerd
         .docker(&["run", "--rm", "--network=none", "kiln-e2e/loaded:1"])
+        .expect("docker run");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "loaded\n");
+    // buildx's other spelling: -o type=docker without dest=.
+    let out = kiln_with(
+        &format!("unix://{}", dockerd.socket().display()),
+        &["-o", "type=docker", "-t", "kiln-e2e/loaded:2"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dockerd
+        .docker(&["run", "--rm", "--network=none", "kiln-e2e/loaded:2"])
         .expect("docker run");
     assert_eq!(String::from_utf8_lossy(&run.stdout), "loaded\n");
 
