@@ -269,7 +269,7 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     executor.set_session(opts.session.clone());
     executor.set_fresh_cache_mounts(opts.no_cache);
     let executor = Arc::new(executor);
-    let solver = Solver::new(
+    let mut solver = Solver::new(
         &opts.root,
         executor.clone(),
         SolverOptions {
@@ -285,6 +285,8 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
             ..Default::default()
         },
     )?;
+    let imports = crate::remote_cache::import(&opts.cache_from, &client, &store, &progress).await;
+    solver.set_cache_imports(imports.clone());
     // Absolute, so the sandbox (which changes directory) reads the same files.
     let context_dir = std::fs::canonicalize(&opts.context).map_err(|e| {
         Failure(format!(
@@ -346,7 +348,18 @@ pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), F
     )
     .await?;
     progress.done(v);
-    write_result_files(&opts, &bundle)
+    write_result_files(&opts, &bundle)?;
+    crate::remote_cache::export(
+        &opts.cache_to,
+        &graph,
+        &result,
+        &imports,
+        &store,
+        &client,
+        solver.lease(),
+        &progress,
+    )
+    .await
 }
 
 /// The stage indexes `--no-cache-filter` names (case-insensitive, as stage names are); an

@@ -266,6 +266,13 @@ pub(crate) struct BuildArgs {
     /// Say in each step's log why it missed the cache (compared with its last build).
     #[arg(long)]
     pub(crate) explain: bool,
+    /// Export the build cache: `type=local,dest=DIR` or `type=registry,ref=REF`, with
+    /// `mode=min` (the image's steps, default) or `mode=max` (every stage's).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub(crate) cache_to: Vec<String>,
+    /// Import build cache: `type=local,src=DIR` or `type=registry,ref=REF` (repeatable).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub(crate) cache_from: Vec<String>,
     /// Do not use the cache for these stages (and the steps that depend on them); repeatable,
     /// or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
@@ -378,6 +385,10 @@ pub(crate) struct BuildOptions {
     pub(crate) no_cache_filter: Vec<String>,
     /// `--explain`.
     pub(crate) explain: bool,
+    /// `--cache-to`.
+    pub(crate) cache_to: Vec<kiln_solver::remote_cache::CacheExport>,
+    /// `--cache-from`.
+    pub(crate) cache_from: Vec<kiln_solver::remote_cache::CacheImport>,
     pub(crate) check: bool,
     /// `--allow` entitlements.
     pub(crate) allow: kiln_executor::Entitlements,
@@ -473,6 +484,18 @@ impl BuildArgs {
             no_cache: self.no_cache,
             no_cache_filter: self.no_cache_filter,
             explain: self.explain,
+            cache_to: self
+                .cache_to
+                .iter()
+                .map(|s| kiln_solver::remote_cache::parse_cache_to(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| UsageError(e.to_string()))?,
+            cache_from: self
+                .cache_from
+                .iter()
+                .map(|s| kiln_solver::remote_cache::parse_cache_from(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| UsageError(e.to_string()))?,
             check: self.check,
             allow,
             network_none: self.network == NetworkArg::None,

@@ -12,6 +12,7 @@ mod image;
 mod inspect;
 mod progress;
 mod prune;
+mod remote_cache;
 mod report;
 
 use std::process::ExitCode;

@@ -18,6 +18,7 @@ use crate::index::{CacheIndex, CacheRecord};
 use crate::key::{self, Keyed, SourceKey};
 use crate::lease::{Held, Lease};
 use crate::lock::KeyLock;
+use crate::remote_cache::CacheImports;
 use crate::solver::NodeOutput;
 use crate::time::now_rfc3339;
 
@@ -30,6 +31,8 @@ pub(crate) struct NodeEnv {
     pub(crate) locks: PathBuf,
     /// The build's lease: every layer used or made is added before it is relied on.
     pub(crate) lease: Arc<Lease>,
+    /// Caches read by `--cache-from`, consulted when a key has no usable local record.
+    pub(crate) imports: Option<Arc<CacheImports>>,
     pub(crate) no_cache: bool,
     /// Nodes that ignore the cache (`--no-cache-filter`'s stages and what depends on them).
     pub(crate) no_cache_nodes: std::collections::HashSet<NodeId>,
@@ -118,7 +121,7 @@ fn run_inner(
     match &node.op {
         Op::Source(SourceOp::Scratch) => {
             let keyed = key::scratch().map_err(encode)?;
-            let (record, cached) = record_without_work(env, &keyed, ignore)?;
+            let (record, cached) = record_without_work(env, id, &keyed, ignore)?;
             Ok(plain(NodeOutput {
                 rootfs: Vec::new(),
                 layer: None,
@@ -150,7 +153,7 @@ fn run_inner(
                 fetched = env.worker.fetch(source, id, env.progress.as_ref())?;
             }
             let keyed = key::remote(&fetched.digest).map_err(encode)?;
-            let (record, cached) = record_without_work(env, &keyed, ignore)?;
+            let (record, cached) = record_without_work(env, id, &keyed, ignore)?;
             Ok(Input {
                 output: NodeOutput {
                     rootfs: Vec::new(),
@@ -165,10 +168,12 @@ fn run_inner(
         }
         Op::Source(SourceOp::Image(img)) => {
             let keyed = key::image(img).map_err(encode)?;
-            let existing = if ignore {
-                None
-            } else {
-                env.index.get(&keyed.key)?
+            let existing = match ignore {
+                true => None,
+                false => match env.index.get(&keyed.key)? {
+                    Some(rec) => Some(rec),
+                    None => imported_record(env, id, &keyed)?,
+                },
             };
             // Always pull: cheap when the blobs are present, and it makes sure snapshots exist.
             let mut rootfs = env.worker.pull(img, id, env.progress.as_ref())?;
@@ -216,7 +221,7 @@ fn run_inner(
                 progress: env.progress.as_ref(),
                 cancel: env.cancel.clone(),
             };
-            let out = cached_or_compute(env, keyed, ignore, &parent.rootfs, || {
+            let out = cached_or_compute(env, id, keyed, ignore, &parent.rootfs, || {
                 env.worker.exec(&parent.rootfs, op, &sources, &io)
             })?;
             Ok(plain(out))
@@ -260,7 +265,7 @@ fn run_inner(
                 progress: env.progress.as_ref(),
                 cancel: env.cancel.clone(),
             };
-            let out = cached_or_compute(env, keyed, ignore, &parent.rootfs, || {
+            let out = cached_or_compute(env, id, keyed, ignore, &parent.rootfs, || {
                 env.worker.file(base, op, &sources, &io)
             })?;
             Ok(plain(out))
@@ -388,28 +393,79 @@ fn load_context(env: &NodeEnv, name: &str) -> Result<Arc<LoadedContext>, SolveEr
     Ok(ctx)
 }
 
-/// A usable record for `key`: it exists and its layer blob (if any) is still in the store.
+/// A usable record for the key: a local one whose layer blob (if any) is still in the
+/// store, else one a `--cache-from` cache offers.
 fn usable_record(
     env: &NodeEnv,
-    key: &str,
+    id: NodeId,
+    keyed: &Keyed,
     ignore: bool,
 ) -> Result<Option<CacheRecord>, SolveErrorKind> {
     if ignore {
         return Ok(None);
     }
-    let Some(rec) = env.index.get(key)? else {
+    let key = &keyed.key;
+    if let Some(rec) = env.index.get(key)? {
+        let present = match &rec.layer {
+            Some(layer) => {
+                env.blobs.join(layer.blob.hex()).is_file()
+                    && env.lease.hold(&[Held::Layer(layer)])?
+            }
+            None => true,
+        };
+        if present {
+            env.index.touch(key)?;
+            return Ok(Some(rec));
+        }
+    }
+    imported_record(env, id, keyed)
+}
+
+/// The record an imported cache offers for the key, made local: its layer blob fetched
+/// (verified) and leased, the record stored in the index with this build's preimage. A
+/// layer that cannot be fetched is reported on the node, and the next cache offering the
+/// key is tried, else the step is computed.
+fn imported_record(
+    env: &NodeEnv,
+    id: NodeId,
+    keyed: &Keyed,
+) -> Result<Option<CacheRecord>, SolveErrorKind> {
+    let Some(imports) = &env.imports else {
         return Ok(None);
     };
-    let present = match &rec.layer {
-        Some(layer) => {
-            env.blobs.join(layer.blob.hex()).is_file() && env.lease.hold(&[Held::Layer(layer)])?
+    let mut tried = 0;
+    while let Some(offer) = imports.offer(&keyed.key, tried) {
+        tried = offer.next();
+        let layer = offer.entry.layer.as_ref().map(LayerRef::from);
+        if let Some(cache_layer) = &offer.entry.layer {
+            if let Err(e) = imports.fetch(&offer, cache_layer) {
+                let msg = format!(
+                    "WARNING: not using the cached result from {}: {e}\n",
+                    imports.location(&offer)
+                );
+                env.progress.event(ProgressEvent::Log {
+                    node: id,
+                    stream: 2,
+                    data: msg.into_bytes(),
+                });
+                continue;
+            }
         }
-        None => true,
-    };
-    if present {
-        env.index.touch(key)?;
+        if let Some(l) = &layer {
+            if !env.lease.hold(&[Held::Layer(l)])? {
+                // A concurrent prune removed the fetched blob: compute the step.
+                return Ok(None);
+            }
+        }
+        let rec = CacheRecord {
+            layer,
+            created: offer.entry.created.clone(),
+            preimage: keyed.preimage.clone(),
+        };
+        env.index.put(&keyed.key, &rec)?;
+        return Ok(Some(rec));
     }
-    Ok(present.then_some(rec))
+    Ok(None)
 }
 
 /// Adds `layers` to the build's lease; false when one of their blobs is already gone.
@@ -421,10 +477,11 @@ fn hold_layers(lease: &Lease, layers: &[LayerRef]) -> Result<bool, SolveErrorKin
 /// For steps that do no work (scratch): the stored record, or a new one.
 fn record_without_work(
     env: &NodeEnv,
+    id: NodeId,
     keyed: &Keyed,
     ignore: bool,
 ) -> Result<(CacheRecord, bool), SolveErrorKind> {
-    if let Some(rec) = usable_record(env, &keyed.key, ignore)? {
+    if let Some(rec) = usable_record(env, id, keyed, ignore)? {
         return Ok((rec, true));
     }
     let rec = CacheRecord {
@@ -439,6 +496,7 @@ fn record_without_work(
 /// A cache hit, or the worker's result under the key's lock, recorded.
 fn cached_or_compute(
     env: &NodeEnv,
+    id: NodeId,
     keyed: Keyed,
     ignore: bool,
     parent: &[LayerRef],
@@ -455,13 +513,13 @@ fn cached_or_compute(
             cache_key: key,
         }
     };
-    if let Some(rec) = usable_record(env, &keyed.key, ignore)? {
+    if let Some(rec) = usable_record(env, id, &keyed, ignore)? {
         return Ok(output(rec, true, keyed.key));
     }
     let _lock = KeyLock::acquire(&env.locks, &keyed.key)
         .map_err(|(path, source)| SolveErrorKind::Io { path, source })?;
     // Another process may have computed the key while this one waited for the lock.
-    if let Some(rec) = usable_record(env, &keyed.key, ignore)? {
+    if let Some(rec) = usable_record(env, id, &keyed, ignore)? {
         return Ok(output(rec, true, keyed.key));
     }
     if env.cancel.load(Ordering::SeqCst) {

@@ -18,6 +18,7 @@ use crate::index::CacheIndex;
 use crate::key;
 use crate::lease::Lease;
 use crate::node::{self, Input, NodeEnv};
+use crate::remote_cache::CacheImports;
 
 /// How the solver runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +88,7 @@ pub struct Solver {
     blobs: PathBuf,
     locks: PathBuf,
     lease: Arc<Lease>,
+    imports: Option<Arc<CacheImports>>,
 }
 
 impl std::fmt::Debug for Solver {
@@ -126,7 +128,14 @@ impl Solver {
             blobs: root.join("content/blobs/sha256"),
             locks,
             lease: Arc::new(lease),
+            imports: None,
         })
+    }
+
+    /// Caches read by `--cache-from`: a step without a usable local record takes an imported
+    /// one (its layer fetched, verified and leased) before it is computed.
+    pub fn set_cache_imports(&mut self, imports: Arc<CacheImports>) {
+        self.imports = (!imports.is_empty()).then_some(imports);
     }
 
     /// The lease this solver's build holds until the solver is dropped: what it lists (every
@@ -155,6 +164,7 @@ impl Solver {
             blobs: self.blobs.clone(),
             locks: self.locks.clone(),
             lease: self.lease.clone(),
+            imports: self.imports.clone(),
             no_cache: self.opts.no_cache,
             no_cache_nodes: no_cache_nodes(graph, &self.opts.no_cache_stages),
             step_names: self

@@ -5,6 +5,7 @@
 mod add_remote;
 mod build_flags;
 mod cache;
+mod cache_export;
 mod common;
 mod concurrency;
 mod conformance4;
