@@ -102,12 +102,13 @@ impl Resolver {
 }
 
 /// Runs one build to the end.
-pub(crate) async fn run(opts: BuildOptions, shared: Arc<Shared>) -> Result<(), Failure> {
+pub(crate) async fn run(mut opts: BuildOptions, shared: Arc<Shared>) -> Result<(), Failure> {
     let progress = Arc::new(if opts.quiet {
         Progress::quiet()
     } else {
         Progress::stderr(opts.plain)
     });
+    git_context(&mut opts, &progress)?;
     // `-f -`: the Dockerfile comes from stdin and is called `Dockerfile`, as in buildx.
     let from_stdin = opts.dockerfile.as_os_str() == "-";
     let df_name = if from_stdin {
@@ -423,6 +424,37 @@ fn docker_load(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    Ok(())
+}
+
+/// A git URL as the context (`kiln build git://host/repo.git#ref:subdir`, as buildx): checks
+/// it out with the system's git into the store's downloads and builds from there; a relative
+/// `-f` (default `Dockerfile`) names a file of the checkout.
+fn git_context(opts: &mut BuildOptions, progress: &Progress) -> Result<(), Failure> {
+    let url = opts.context.to_string_lossy().into_owned();
+    let Some(source) = kiln_frontend::git_context(&url) else {
+        return Ok(());
+    };
+    let source = source.map_err(|e| Failure(format!("invalid git context: {e}")))?;
+    let v = progress.start(&format!("[internal] load git source {url}"));
+    let dir = kiln_executor::fetch_git_context(&opts.root, &source).map_err(|e| {
+        let msg = format!("failed to load git context {url}: {e}");
+        progress.error(v, &msg);
+        Failure(msg)
+    })?;
+    progress.done(v);
+    if opts.dockerfile.is_relative() && opts.dockerfile.as_os_str() != "-" {
+        let lower = dir.join("dockerfile");
+        opts.dockerfile = if opts.dockerfile.as_os_str() == "Dockerfile"
+            && !dir.join("Dockerfile").exists()
+            && lower.exists()
+        {
+            lower
+        } else {
+            dir.join(&opts.dockerfile)
+        };
+    }
+    opts.context = dir;
     Ok(())
 }
 

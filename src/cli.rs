@@ -380,6 +380,10 @@ impl BuildArgs {
     pub(crate) fn resolve(self) -> Result<BuildOptions, UsageError> {
         let dockerfile = match &self.file {
             Some(f) => f.clone(),
+            // A git URL context: the build finds `Dockerfile` in the checkout.
+            None if kiln_frontend::git_context(&self.context.to_string_lossy()).is_some() => {
+                PathBuf::from("Dockerfile")
+            }
             None => default_dockerfile(&self.context),
         };
         let build_args = build_arg_map(&self.build_args)?;

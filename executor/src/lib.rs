@@ -30,5 +30,6 @@ pub use executor::{Executor, ExecutorOptions, InitCommand};
 pub use init::run_init_if_requested;
 pub use mounts::{SecretSource, Session};
 pub use process::cancel_all;
+pub use remote::fetch_git_context;
 pub use spec::INIT_SUBCOMMAND;
 pub use userns::{in_user_namespace, is_rootless_child, run_in_user_namespace};

@@ -203,6 +203,17 @@ fn git(dir: &Path, remote: &str, args: &[&str]) -> Result<String, ExecutorError>
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Fetches a git build context (`kiln build git://…`) into `<root>/downloads/` and returns
+/// the checked-out directory (the subdir when the URL names one).
+pub fn fetch_git_context(root: &Path, src: &GitSource) -> Result<PathBuf, ExecutorError> {
+    /// Above any sequence number an executor of this process hands out.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+    let downloads = root.join("downloads");
+    std::fs::create_dir_all(&downloads).map_err(ExecutorError::io(&downloads))?;
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(fetch_git(&downloads, seq, src)?.files.root.clone())
+}
+
 /// Clones `src` at its ref into `<downloads>/<identity>/`.
 pub(crate) fn fetch_git(
     downloads: &Path,

@@ -288,3 +288,83 @@ fn add_url_chmod_forms_checksum_algorithms_and_git_queries() {
     let wrong512 = format!("sha512:{}", "0".repeat(128));
     fails(&wrong512, &format!("digest mismatch {wrong512}: {sha512}"));
 }
+
+/// A git URL as the build context (`kiln build git://…/repo.git#ref:subdir`, as buildx):
+/// the Dockerfile and the files come from the checkout; the ref and subdir are honoured.
+#[test]
+fn git_url_as_the_build_context() {
+    let base = tempfile::tempdir().unwrap();
+    let work = base.path().join("work");
+    std::fs::create_dir_all(work.join("app")).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    let bases = crate::common::shared();
+    let base_image = format!("{}/busybox:latest", bases.registry.addr());
+    std::fs::write(
+        work.join("Dockerfile"),
+        format!("FROM {base_image}\nCOPY top.txt /top.txt\n"),
+    )
+    .unwrap();
+    std::fs::write(work.join("top.txt"), "v1").unwrap();
+    std::fs::write(
+        work.join("app/Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    std::fs::write(work.join("app/hello.txt"), "from the subdir").unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    std::fs::write(work.join("top.txt"), "v2").unwrap();
+    git(&work, &["commit", "-q", "-am", "two"]);
+    git(base.path(), &["clone", "-q", "--bare", "work", "repo.git"]);
+    let daemon = GitDaemon::start(base.path()).unwrap();
+    let url = format!("{}/repo.git", daemon.url);
+
+    let f = Fixture::empty();
+    let build_url = |context: &str, name: &str| {
+        let dir = f.out(name);
+        let out = crate::common::kiln(&[
+            "build".into(),
+            "--progress=plain".into(),
+            "--root".into(),
+            f.root().display().to_string(),
+            "-o".into(),
+            format!("type=oci,dest={},tar=false", dir.display()),
+            context.to_string(),
+        ]);
+        out.ok();
+        assert!(out.text().contains("load git source"), "{}", out.text());
+        Image::from_oci_dir(&dir).expect("read OCI dir")
+    };
+    let head = build_url(&url, "head");
+    assert_eq!(entry(&head, "top.txt").unwrap().content, b"v2");
+    let tag = build_url(&format!("{url}#v1"), "tag");
+    assert_eq!(entry(&tag, "top.txt").unwrap().content, b"v1");
+    let sub = build_url(&format!("{url}#main:app"), "sub");
+    assert_eq!(
+        entry(&sub, "hello.txt").unwrap().content,
+        b"from the subdir"
+    );
+    assert!(entry(&sub, "top.txt").is_none());
+
+    let out = crate::common::kiln(&[
+        "build".into(),
+        "--root".into(),
+        f.root().display().to_string(),
+        format!("{url}#no-such-ref"),
+    ]);
+    out.fails_with(1);
+    assert!(out.text().contains("no-such-ref"), "{}", out.text());
+}

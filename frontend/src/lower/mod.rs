@@ -24,6 +24,7 @@ use crate::shell::Lexer;
 use args::{check_platform, meta_args};
 pub(crate) use named::lookup as lookup_named;
 pub use named::{local_context_name, named_context_key, NamedContext};
+pub use remote::git_context;
 
 /// Resolves an image reference to one platform's manifest and config. The binary implements
 /// it against registries; tests pass a fake.

@@ -44,6 +44,17 @@ pub(super) fn http_filename(url: &str) -> String {
     }
 }
 
+/// A build context given as a git URL (`kiln build git://host/repo.git#ref:subdir`, as
+/// buildx takes one): `None` when `context` is not a git URL, else the parsed source or why
+/// it is malformed.
+pub fn git_context(context: &str) -> Option<Result<GitSource, String>> {
+    match classify(context) {
+        Ok(Remote::Git(g)) => Some(Ok(g)),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
 /// Classifies an ADD source; malformed git references are errors.
 pub(super) fn classify(src: &str) -> Result<Remote, String> {
     let git_transport = src.starts_with("git://")
