@@ -176,6 +176,7 @@ pub(crate) async fn run(mut opts: BuildOptions, shared: Arc<Shared>) -> Result<(
     let store = ContentStore::open(&opts.root.join("content"))?;
     let client = RegistryClient::new(RegistryOptions {
         insecure: opts.insecure_registries.clone(),
+        ca_files: opts.registry_cas.clone(),
         ..Default::default()
     });
     let handle = tokio::runtime::Handle::current();

@@ -302,6 +302,10 @@ pub(crate) struct BuildArgs {
     /// Reach this registry over plain HTTP (loopback registries always are).
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub(crate) insecure_registries: Vec<String>,
+    /// Trust the CA certificates in this PEM file for registries (repeatable), besides the
+    /// system's.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub(crate) registry_cas: Vec<PathBuf>,
     /// A secret for `RUN --mount=type=secret` (`id=x,src=FILE` or `id=x,env=VAR`).
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub(crate) secrets: Vec<String>,
@@ -361,6 +365,8 @@ pub(crate) struct BuildOptions {
     pub(crate) plain: bool,
     pub(crate) root: PathBuf,
     pub(crate) insecure_registries: Vec<String>,
+    /// `--registry-ca` files.
+    pub(crate) registry_cas: Vec<PathBuf>,
     /// `--secret` and `--ssh`.
     pub(crate) session: kiln_executor::Session,
     /// `--add-host`: (host, ip).
@@ -471,6 +477,20 @@ impl BuildArgs {
             plain,
             root,
             insecure_registries: self.insecure_registries,
+            registry_cas: self
+                .registry_cas
+                .iter()
+                .map(|p| {
+                    if p.is_file() {
+                        Ok(p.clone())
+                    } else {
+                        Err(UsageError(format!(
+                            "invalid --registry-ca {}: not a file",
+                            p.display()
+                        )))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
             session: session(&self.secrets, &self.ssh)?,
             extra_hosts,
             iidfile: self.iidfile,

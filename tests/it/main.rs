@@ -20,5 +20,6 @@ mod mounts;
 mod named_contexts;
 mod outputs;
 mod prune;
+mod registries;
 mod rootless;
 mod sandbox;
