@@ -386,12 +386,20 @@ impl BuildArgs {
     pub(crate) fn resolve(self) -> Result<BuildOptions, UsageError> {
         let dockerfile = match &self.file {
             Some(f) => f.clone(),
-            // A git URL context: the build finds `Dockerfile` in the checkout.
-            None if kiln_frontend::git_context(&self.context.to_string_lossy()).is_some() => {
+            // A git URL context, or `-` (a tar or a Dockerfile on stdin): the build finds
+            // `Dockerfile` in the checkout or the unpacked tar.
+            None if self.context.as_os_str() == "-"
+                || kiln_frontend::git_context(&self.context.to_string_lossy()).is_some() =>
+            {
                 PathBuf::from("Dockerfile")
             }
             None => default_dockerfile(&self.context),
         };
+        if self.context.as_os_str() == "-" && dockerfile.as_os_str() == "-" {
+            return Err(UsageError(
+                "the context and the Dockerfile cannot both come from stdin (- and -f -)".into(),
+            ));
+        }
         let build_args = build_arg_map(&self.build_args)?;
         let mut outputs = Vec::new();
         for spec in &self.outputs {

@@ -150,3 +150,67 @@ fn dockerfile_specific_dockerignore_overrides_the_context_one() {
         ]
     );
 }
+
+/// `kiln build -`: the context as a (gzip) tar on stdin, or just a Dockerfile (empty
+/// context), as `docker build -` takes either.
+#[test]
+fn context_from_stdin_as_a_tar_or_a_dockerfile() {
+    let f = Fixture::empty();
+    let base = crate::common::shared().oci.clone();
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, body: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(1000);
+            h.set_gid(1000);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append_data(&mut h, path, body).expect("append");
+        };
+        add(
+            &mut b,
+            "Dockerfile",
+            format!("FROM {base}\nCOPY sub/hello.txt /hello.txt\n").as_bytes(),
+        );
+        add(&mut b, "sub/hello.txt", b"from stdin");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &b.into_inner().expect("tar")).expect("gzip");
+        gz.finish().expect("gzip")
+    };
+    let run = |stdin: Vec<u8>, out: &str| {
+        let dir = f.out(out);
+        let o = assert_cmd::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "--progress=plain", "--root"])
+            .arg(f.root())
+            .args([
+                "-o",
+                &format!("type=oci,dest={},tar=false", dir.display()),
+                "-",
+            ])
+            .write_stdin(stdin)
+            .output()
+            .expect("run kiln");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Image::from_oci_dir(&dir).expect("read OCI dir")
+    };
+    let image = run(tar, "tar");
+    assert_eq!(
+        image.file("hello.txt").expect("read"),
+        Some(b"from stdin".to_vec())
+    );
+    let image = run(
+        format!("FROM {base}\nRUN echo dockerfile-only > /d\n").into_bytes(),
+        "df",
+    );
+    assert_eq!(
+        image.file("d").expect("read"),
+        Some(b"dockerfile-only\n".to_vec())
+    );
+    // Nothing of the unpacked context is left in the store.
+    let leftovers: Vec<_> = std::fs::read_dir(f.root().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
