@@ -6,6 +6,7 @@
 
 mod build;
 mod cli;
+mod contexts;
 mod du;
 mod epoch;
 mod image;
