@@ -5,16 +5,6 @@ use kiln_testsupport::Image;
 
 use crate::common::Fixture;
 
-fn oci(f: &Fixture<'_>, name: &str, extra: &[&str]) -> (Image, crate::common::Outcome) {
-    let dir = f.out(name);
-    let dest = format!("type=oci,dest={},tar=false", dir.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    let out = f.build(&args);
-    out.ok();
-    (Image::from_oci_dir(&dir).expect("read OCI dir"), out)
-}
-
 fn text(image: &Image, path: &str) -> String {
     String::from_utf8(image.file(path).expect("read").expect(path)).expect("utf8")
 }
@@ -26,10 +16,9 @@ fn add_host_reaches_etc_hosts_and_the_cache_key() {
         "Dockerfile",
         "FROM @BASE@\nRUN grep -c dbhost42 /etc/hosts > /count; (grep dbhost42 /etc/hosts || true) > /h\n",
     );
-    let (image, _) = oci(&f, "plain", &[]);
+    let (image, _) = f.build_oci("plain", &[]);
     assert_eq!(text(&image, "count"), "0\n");
-    let (image, _) = oci(
-        &f,
+    let (image, _) = f.build_oci(
         "hosts",
         &[
             "--add-host",
@@ -60,8 +49,7 @@ fn platform_pull_iidfile_metadata_and_quiet() {
     let iid = f.out("iid");
     let meta = f.out("meta.json");
     std::fs::create_dir_all(iid.parent().expect("parent")).expect("mkdir");
-    let (image, out) = oci(
-        &f,
+    let (image, out) = f.build_oci(
         "img",
         &[
             "--platform",

@@ -31,18 +31,6 @@ fn runner(dockerfile: &str, b: &str) -> Fixture<'static> {
     f
 }
 
-/// Builds to a fresh OCI dir `name` with `extra` flags; returns the image and the outcome.
-fn build(f: &Fixture<'_>, name: &str, extra: &[&str]) -> (Image, Outcome) {
-    let dir = f.out(name);
-    let dest = format!("type=oci,dest={},tar=false", dir.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    let out = f.build(&args);
-    out.ok();
-    let image = Image::from_oci_dir(&dir).expect("read OCI dir");
-    (image, out)
-}
-
 fn file(image: &Image, path: &str) -> Vec<u8> {
     image
         .file(path)
@@ -112,7 +100,7 @@ fn local_cache_reproduces_the_build_on_a_fresh_root() {
     let a = runner(TWO_STEPS, "b\n");
     let cache = a.out("cache");
     let to = local_to(&cache, "min");
-    let (first, out) = build(&a, "img", &["--cache-to", &to]);
+    let (first, out) = a.build_oci("img", &["--cache-to", &to]);
     out.shows(&format!("exporting cache to {}", cache.display()))
         .shows("writing layer sha256:")
         .shows("writing cache manifest sha256:");
@@ -123,7 +111,7 @@ fn local_cache_reproduces_the_build_on_a_fresh_root() {
     // Another runner: its own context dir and an empty root.
     let b = runner(TWO_STEPS, "b\n");
     let from = local_from(&cache);
-    let (second, out) = build(&b, "img", &["--cache-from", &from]);
+    let (second, out) = b.build_oci("img", &["--cache-from", &from]);
     out.shows(&format!(
         "importing cache manifest from {}",
         cache.display()
@@ -145,7 +133,7 @@ fn local_cache_reproduces_the_build_on_a_fresh_root() {
 
     // A third runner with b.txt edited: the first COPY and RUN hit, the rest runs.
     let c = runner(TWO_STEPS, "b, edited\n");
-    let (third, out) = build(&c, "img", &["--cache-from", &from]);
+    let (third, out) = c.build_oci("img", &["--cache-from", &from]);
     assert!(
         cached(&out, "COPY a.txt") && cached(&out, "> /r1"),
         "{}",
@@ -168,7 +156,7 @@ fn mode_max_also_exports_other_stages() {
     let a = runner(TWO_STAGES, "");
     let (min_dir, max_dir) = (a.out("min"), a.out("max"));
     let (to_min, to_max) = (local_to(&min_dir, "min"), local_to(&max_dir, "max"));
-    let (first, _) = build(&a, "img", &["--cache-to", &to_min, "--cache-to", &to_max]);
+    let (first, _) = a.build_oci("img", &["--cache-to", &to_min, "--cache-to", &to_max]);
     // The builder's RUN and the COPY of its file make the same layer; the records differ.
     assert_eq!(cache_records(&min_dir), 3, "image source, COPY, RUN");
     assert_eq!(
@@ -179,7 +167,7 @@ fn mode_max_also_exports_other_stages() {
 
     let from_min = local_from(&min_dir);
     let b = runner(TWO_STAGES, "");
-    let (image, out) = build(&b, "img", &["--cache-from", &from_min]);
+    let (image, out) = b.build_oci("img", &["--cache-from", &from_min]);
     assert!(
         !cached(&out, "> /b"),
         "min exported the builder stage\n{}",
@@ -195,7 +183,7 @@ fn mode_max_also_exports_other_stages() {
 
     let from_max = local_from(&max_dir);
     let c = runner(TWO_STAGES, "");
-    let (image, out) = build(&c, "img", &["--cache-from", &from_max]);
+    let (image, out) = c.build_oci("img", &["--cache-from", &from_max]);
     assert!(
         cached(&out, "> /b"),
         "max did not export the builder\n{}",
@@ -213,7 +201,7 @@ fn registry_cache_round_trip() {
     let addr = a.bases.registry.addr().to_string();
     let reference = format!("{addr}/kiln-e2e/cache-export:latest");
     let to = format!("type=registry,ref={reference},mode=max");
-    let (first, out) = build(&a, "img", &["--cache-to", &to]);
+    let (first, out) = a.build_oci("img", &["--cache-to", &to]);
     out.shows(&format!("exporting cache to {reference}"))
         .shows("writing layer sha256:");
 
@@ -240,11 +228,7 @@ fn registry_cache_round_trip() {
     // A missing cache next to the real one: a warning, and the real one still serves.
     let missing = format!("type=registry,ref={addr}/kiln-e2e/no-such-cache:latest");
     let from = format!("type=registry,ref={reference}");
-    let (second, out) = build(
-        &b,
-        "img",
-        &["--cache-from", &missing, "--cache-from", &from],
-    );
+    let (second, out) = b.build_oci("img", &["--cache-from", &missing, "--cache-from", &from]);
     out.shows(&format!("importing cache manifest from {reference}"))
         .shows("WARNING: cannot import cache from");
     assert!(
@@ -268,7 +252,7 @@ fn registry_cache_round_trip() {
 fn corrupt_cache_blobs_are_detected_and_recomputed() {
     let a = runner(TWO_STEPS, "b\n");
     let cache = a.out("cache");
-    let (first, _) = build(&a, "img", &["--cache-to", &local_to(&cache, "min")]);
+    let (first, _) = a.build_oci("img", &["--cache-to", &local_to(&cache, "min")]);
     for digest in cache_layers(&cache) {
         let path = cache
             .join("blobs/sha256")
@@ -277,8 +261,7 @@ fn corrupt_cache_blobs_are_detected_and_recomputed() {
         std::fs::write(&path, vec![b'x'; len as usize]).expect("corrupt blob");
     }
     let b = runner(TWO_STEPS, "b\n");
-    let (second, out) = build(
-        &b,
+    let (second, out) = b.build_oci(
         "img",
         &[
             "--cache-from",
@@ -297,7 +280,7 @@ fn corrupt_cache_blobs_are_detected_and_recomputed() {
 
     // The export rewrote the corrupt blobs (the COPY layers have the same digests).
     let c = runner(TWO_STEPS, "b\n");
-    let (third, out) = build(&c, "img", &["--cache-from", &local_from(&cache)]);
+    let (third, out) = c.build_oci("img", &["--cache-from", &local_from(&cache)]);
     assert!(!out.text().contains("digest mismatch"), "{}", out.text());
     assert!(cached(&out, "> /r2"), "{}", out.text());
     assert_eq!(third.manifest_digest, second.manifest_digest);
@@ -309,8 +292,7 @@ fn corrupt_cache_blobs_are_detected_and_recomputed() {
 #[test]
 fn cache_flag_errors() {
     let f = runner(TWO_STEPS, "b\n");
-    let (_, out) = build(
-        &f,
+    let (_, out) = f.build_oci(
         "img",
         &[
             "--cache-from",

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use kiln_testsupport::{
-    busybox_image, busybox_image_docker, busybox_image_index, Registry, RegistryAuth,
+    busybox_image, busybox_image_docker, busybox_image_index, Image, Registry, RegistryAuth,
 };
 use tempfile::TempDir;
 
@@ -131,6 +131,18 @@ impl<'a> Fixture<'a> {
     /// `kiln build --progress=plain --root ROOT` with `args`, then the context dir.
     pub fn build(&self, args: &[&str]) -> Outcome {
         self.build_with_root(&self.root(), args)
+    }
+
+    /// `kiln build -o type=oci,dest=out/<name>,tar=false` plus `extra`; the build must
+    /// succeed. Returns the image read back and the build's output.
+    pub fn build_oci(&self, name: &str, extra: &[&str]) -> (Image, Outcome) {
+        let dir = self.out(name);
+        let dest = format!("type=oci,dest={},tar=false", dir.display());
+        let mut args = vec!["-o", dest.as_str()];
+        args.extend_from_slice(extra);
+        let out = self.build(&args);
+        out.ok();
+        (Image::from_oci_dir(&dir).expect("read OCI dir"), out)
     }
 
     /// Like [`Fixture::build`] with another `--root`.

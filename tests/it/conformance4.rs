@@ -7,18 +7,7 @@
 
 use kiln_testsupport::{EntryKind, Image, LayerEntry};
 
-use crate::common::{Fixture, Outcome};
-
-/// Builds into an OCI dir named `name`; returns the image and the build's output.
-fn build(f: &Fixture<'_>, name: &str, extra: &[&str]) -> (Image, Outcome) {
-    let dir = f.out(name);
-    let dest = format!("type=oci,dest={},tar=false", dir.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    let out = f.build(&args);
-    out.ok();
-    (Image::from_oci_dir(&dir).expect("read OCI dir"), out)
-}
+use crate::common::Fixture;
 
 /// The topmost entry for `path`.
 fn entry(image: &Image, path: &str) -> LayerEntry {
@@ -92,7 +81,7 @@ fn copy_destinations_sources_and_symlinks() {
         );
     std::os::unix::fs::symlink("realdir", f.ctx().join("linkdir")).expect("symlink");
     std::os::unix::fs::symlink("f.txt", f.ctx().join("lnkfile")).expect("symlink");
-    let (image, out) = build(&f, "img", &[]);
+    let (image, out) = f.build_oci("img", &[]);
     // 6.12 step names: a named stage by name, an unnamed one as stage-N, FROM is step 1.
     let progress = out.progress();
     assert!(
@@ -162,7 +151,7 @@ fn ownership_of_created_and_existing_directories_and_chmod() {
          COPY --chmod=777 f.txt /m777\n\
          COPY --chmod=0 f.txt /m0\n",
     );
-    let (image, _) = build(&f, "img", &[]);
+    let (image, _) = f.build_oci("img", &[]);
     let ids = |p: &str| {
         let e = entry(&image, p);
         (e.uid, e.gid)
@@ -193,7 +182,7 @@ fn ownership_of_created_and_existing_directories_and_chmod() {
 fn workdir_in_scratch_and_on_an_existing_directory() {
     let f = Fixture::empty();
     f.write("Dockerfile", "FROM scratch\nWORKDIR /foo/bar\n");
-    let (image, _) = build(&f, "scratch", &[]);
+    let (image, _) = f.build_oci("scratch", &[]);
     assert_eq!(entry(&image, "foo/bar").kind, EntryKind::Dir);
     assert_eq!(image.cfg("WorkingDir"), "/foo/bar");
 
@@ -201,7 +190,7 @@ fn workdir_in_scratch_and_on_an_existing_directory() {
         "Dockerfile",
         "FROM @BASE@\nRUN mkdir /ex && chown 7:8 /ex\nUSER nobody\nWORKDIR /ex\nWORKDIR /ex/new\n",
     );
-    let (image, _) = build(&f, "existing", &[]);
+    let (image, _) = f.build_oci("existing", &[]);
     let ex = entry(&image, "ex");
     assert_eq!(
         (ex.uid, ex.gid),
@@ -227,7 +216,7 @@ fn users_entrypoint_and_shell_form() {
          USER root\n\
          ENTRYPOINT foo bar\n",
     );
-    let (image, _) = build(&f, "img", &[]);
+    let (image, _) = f.build_oci("img", &[]);
     // 6.5 ENTRYPOINT never affects RUN.
     assert_eq!(text(&image, "ran"), "ran\n");
     // 6.8 default user root with the image's groups.
@@ -296,7 +285,7 @@ fn mount_values_expand_and_two_binds_see_current_content() {
          RUN --mount=type=tmpfs,target=$GT grep ' /gt tmpfs ' /proc/mounts > /gtm\n\
          RUN --mount=target=/c1 --mount=target=/c2 cat /c1/m.txt /c2/m.txt > /both\n",
     );
-    let (image, _) = build(&f, "one", &[]);
+    let (image, _) = f.build_oci("one", &[]);
     assert_eq!(
         text(&image, "mt"),
         "/mnt-env\n",
@@ -306,7 +295,7 @@ fn mount_values_expand_and_two_binds_see_current_content() {
     assert!(!text(&image, "gtm").is_empty(), "target from a global ARG");
     assert_eq!(text(&image, "both"), "one\none\n");
     f.write("m.txt", "two\n");
-    let (image, _) = build(&f, "two", &[]);
+    let (image, _) = f.build_oci("two", &[]);
     assert_eq!(text(&image, "both"), "two\ntwo\n");
 }
 
@@ -322,21 +311,21 @@ fn context_changes_between_builds() {
             "FROM @BASE@\nCOPY thing /thing\nCOPY src/*.txt /w/\n\
              RUN cat /w/need.txt > /needed && head -c 16 /dev/urandom | od -x > /rand\n",
         );
-    let (image, _) = build(&f, "one", &[]);
+    let (image, _) = f.build_oci("one", &[]);
     assert_eq!(text(&image, "thing/inner"), "in");
     let rand1 = text(&image, "rand");
     // 13.4 a file no COPY uses (outside the wildcard's directory) leaves the RUN cached; a
     // wildcard-matched one does not. (kiln keys a wildcard on everything under its literal
     // prefix, so an unmatched file in src/ would re-run it: see docs/conformance.md.)
     f.write("unused.md", "u2");
-    let (image, _) = build(&f, "two", &[]);
+    let (image, _) = f.build_oci("two", &[]);
     assert_eq!(
         text(&image, "rand"),
         rand1,
         "an unused file invalidated the RUN"
     );
     f.write("src/other.txt", "o2");
-    let (image, _) = build(&f, "three", &[]);
+    let (image, _) = f.build_oci("three", &[]);
     assert_ne!(
         text(&image, "rand"),
         rand1,
@@ -345,7 +334,7 @@ fn context_changes_between_builds() {
     // 13.9 a path that changes from directory to file.
     std::fs::remove_dir_all(f.ctx().join("thing")).expect("rm");
     f.write("thing", "now a file");
-    let (image, _) = build(&f, "four", &[]);
+    let (image, _) = f.build_oci("four", &[]);
     assert_eq!(text(&image, "thing"), "now a file");
     assert_eq!(text(&image, "needed"), "need\n");
     // 13.5 a rename that takes a file out of a wildcard fails the RUN that needs it.
@@ -386,7 +375,7 @@ fn add_wildcard_archives_dockerignored_dockerfile_and_flag_errors() {
              COPY --from=base /abs/f /via-abs\n\
              COPY --from=base /out/rel/f /via-rel\n",
         );
-    let (image, _) = build(&f, "img", &[]);
+    let (image, _) = f.build_oci("img", &[]);
     // 5.7 every matching archive is extracted.
     assert_eq!(text(&image, "dest/a/one"), "1");
     assert_eq!(text(&image, "dest/b/two"), "2");

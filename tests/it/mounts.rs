@@ -8,17 +8,6 @@ use kiln_testsupport::{layer_entries, Image};
 
 use crate::common::{Fixture, Outcome};
 
-/// Builds into an OCI dir named `name`; returns the image and the build's output.
-fn build(f: &Fixture<'_>, name: &str, extra: &[&str]) -> (Image, Outcome) {
-    let dir = f.out(name);
-    let dest = format!("type=oci,dest={},tar=false", dir.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    let out = f.build(&args);
-    out.ok();
-    (Image::from_oci_dir(&dir).expect("read OCI dir"), out)
-}
-
 /// Paths of the last layer (the last RUN's).
 fn last_layer_paths(image: &Image) -> Vec<String> {
     let blob = image.layers.last().expect("a layer");
@@ -64,7 +53,7 @@ fn bind_from_context_and_stage_is_visible_but_not_in_the_layer() {
              RUN --mount=type=bind,source=data,target=/d,rw echo x > /d/new && cat /d/new > /rw-wrote\n\
              RUN --mount=type=bind,source=data,target=/d ls /d > /after-rw\n",
         );
-    let (image, _) = build(&f, "img", &[]);
+    let (image, _) = f.build_oci("img", &[]);
     assert_eq!(file(&image, "got-ctx"), "from context\n");
     let ls = file(&image, "ls-ctx");
     assert!(ls.contains("data") && !ls.contains("ignored.txt"), "{ls}");
@@ -89,7 +78,7 @@ fn bind_from_context_and_stage_is_visible_but_not_in_the_layer() {
 
     // The bind mount's content is part of the RUN's key.
     f.write("data/a.txt", "changed\n");
-    let (image, _) = build(&f, "img2", &[]);
+    let (image, _) = f.build_oci("img2", &[]);
     assert_eq!(file(&image, "got-ctx"), "changed\n");
 }
 
@@ -102,10 +91,10 @@ fn cache_mount_persists_across_builds() {
          RUN --mount=type=cache,target=/var/cache/app echo $N >> /var/cache/app/log; \
          cat /var/cache/app/log > /seen\n",
     );
-    let (image, _) = build(&f, "one", &["--build-arg", "N=1"]);
+    let (image, _) = f.build_oci("one", &["--build-arg", "N=1"]);
     assert_eq!(file(&image, "seen"), "1\n");
     assert_eq!(last_layer_paths(&image), vec!["seen"]);
-    let (image, _) = build(&f, "two", &["--build-arg", "N=2"]);
+    let (image, _) = f.build_oci("two", &["--build-arg", "N=2"]);
     assert_eq!(
         file(&image, "seen"),
         "1\n2\n",
@@ -113,10 +102,10 @@ fn cache_mount_persists_across_builds() {
     );
     assert_eq!(last_layer_paths(&image), vec!["seen"]);
     // --no-cache: the cache mount starts empty (BuildKit's testCacheMountModeNoCache) …
-    let (image, _) = build(&f, "three", &["--build-arg", "N=3", "--no-cache"]);
+    let (image, _) = f.build_oci("three", &["--build-arg", "N=3", "--no-cache"]);
     assert_eq!(file(&image, "seen"), "3\n");
     // … and what that build wrote persists for the next cached build.
-    let (image, _) = build(&f, "four", &["--build-arg", "N=4"]);
+    let (image, _) = f.build_oci("four", &["--build-arg", "N=4"]);
     assert_eq!(file(&image, "seen"), "3\n4\n");
 }
 
@@ -128,7 +117,7 @@ fn tmpfs_mount_is_a_tmpfs_outside_the_layer() {
         "FROM @BASE@\nRUN --mount=type=tmpfs,target=/scratch,size=2m \
          grep ' /scratch tmpfs ' /proc/mounts > /mounted; echo x > /scratch/f\n",
     );
-    let (image, _) = build(&f, "img", &[]);
+    let (image, _) = f.build_oci("img", &[]);
     assert!(file(&image, "mounted").contains("size=2048k"));
     assert_eq!(last_layer_paths(&image), vec!["mounted"]);
 }
@@ -274,7 +263,7 @@ fn ssh_agent_socket_is_forwarded() {
         "FROM @BASE@\nRUN --mount=type=ssh test -S $SSH_AUTH_SOCK && echo $SSH_AUTH_SOCK > /sock\n",
     );
     let ssh = format!("default={}", sock.display());
-    let (image, _) = build(&f, "img", &["--ssh", &ssh]);
+    let (image, _) = f.build_oci("img", &["--ssh", &ssh]);
     assert_eq!(file(&image, "sock"), "/run/buildkit/ssh_agent.0\n");
     assert_eq!(last_layer_paths(&image), vec!["sock"]);
 
@@ -289,7 +278,7 @@ fn ssh_agent_socket_is_forwarded() {
          RUN --mount=type=ssh,uid=1000,gid=1001,mode=0640,target=/tmp/agent \
          stat -c '%u %g %a' /tmp/agent > /custom\n",
     );
-    let (image, _) = build(&f, "params", &["--ssh", &ssh]);
+    let (image, _) = f.build_oci("params", &["--ssh", &ssh]);
     assert_eq!(file(&image, "default"), "0 0 600\n");
     assert_eq!(file(&image, "custom"), "1000 1001 640\n");
 

@@ -10,15 +10,6 @@ use nix::unistd::Pid;
 
 use crate::common::{mounts_mentioning, pids_running, Fixture};
 
-fn oci_dir(f: &Fixture<'_>, name: &str, extra: &[&str]) -> Image {
-    let dir = f.out(name);
-    let dest = format!("type=oci,dest={},tar=false", dir.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    f.build(&args).ok();
-    Image::from_oci_dir(&dir).expect("read OCI dir")
-}
-
 fn seconds(image: &Image, path: &str) -> f64 {
     let bytes = image
         .file(path)
@@ -33,7 +24,7 @@ fn seconds(image: &Image, path: &str) -> f64 {
 #[test]
 fn independent_stages_run_at_the_same_time() {
     let f = Fixture::case("parallel");
-    let image = oci_dir(&f, "out", &[]);
+    let image = f.build_oci("out", &[]).0;
     let (a0, a1) = (seconds(&image, "a.start"), seconds(&image, "a.end"));
     let (b0, b1) = (seconds(&image, "b.start"), seconds(&image, "b.end"));
     assert!(
@@ -137,7 +128,7 @@ fn interrupted_run_leaves_nothing(signal: Signal, secs: &str) {
 
     // The store is still usable.
     f.write("Dockerfile", "FROM @BASE@\nRUN echo after > /after\n");
-    let image = oci_dir(&f, "after", &[]);
+    let image = f.build_oci("after", &[]).0;
     assert_eq!(
         image.file("after").expect("read layers").as_deref(),
         Some(&b"after\n"[..])
@@ -160,7 +151,7 @@ fn network_none_sees_only_loopback() {
         "Dockerfile",
         "FROM @BASE@\nRUN cat /proc/net/dev > /netdev\n",
     );
-    let image = oci_dir(&f, "none", &["--network", "none"]);
+    let image = f.build_oci("none", &["--network", "none"]).0;
     let dump = image
         .file("netdev")
         .expect("read layers")
@@ -174,7 +165,7 @@ fn network_none_sees_only_loopback() {
 
     // The default network is the host's (as BuildKit without CNI): it shows the host's interfaces.
     let host = interfaces(&std::fs::read("/proc/net/dev").expect("read /proc/net/dev"));
-    let image = oci_dir(&f, "default", &["--network", "default"]);
+    let image = f.build_oci("default", &["--network", "default"]).0;
     let dump = image
         .file("netdev")
         .expect("read layers")
@@ -198,7 +189,7 @@ fn dockerfile_with_150_steps_builds() {
         dockerfile.push_str(&format!("RUN echo {i} > /step-{i}\n"));
     }
     f.write("Dockerfile", &dockerfile);
-    let image = oci_dir(&f, "out", &[]);
+    let image = f.build_oci("out", &[]).0;
     let entries = image.entries().expect("read layers");
     for i in 1..=STEPS {
         let path = format!("step-{i}");
@@ -228,7 +219,7 @@ fn the_same_layer_twice_in_a_stack_mounts() {
         "Dockerfile",
         "FROM @BASE@\nCOPY f /t/\nCOPY f /t/\nRUN cat /t/f > /seen\n",
     );
-    let image = oci_dir(&f, "twice", &[]);
+    let image = f.build_oci("twice", &[]).0;
     assert_eq!(
         image.file("seen").expect("read layers").as_deref(),
         Some(&b"same\n"[..])
@@ -248,15 +239,16 @@ fn sandbox_hostname_default_and_build_arg() {
     let text = |image: &Image, p: &str| {
         String::from_utf8(image.file(p).expect("read").expect(p)).expect("utf8")
     };
-    let image = oci_dir(&f, "default", &[]);
+    let image = f.build_oci("default", &[]).0;
     assert_eq!(text(&image, "h"), "buildkitsandbox\n");
     assert_eq!(text(&image, "eh"), "buildkitsandbox\n");
     assert_eq!(text(&image, "hosts"), "1\n");
-    let image = oci_dir(
-        &f,
-        "custom",
-        &["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=kiln-box"],
-    );
+    let image = f
+        .build_oci(
+            "custom",
+            &["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=kiln-box"],
+        )
+        .0;
     assert_eq!(
         text(&image, "h"),
         "kiln-box\n",
