@@ -46,6 +46,9 @@ if [[ " $PEERS " == *" docker "* ]]; then
   pids+=($!)
   for _ in $(seq 100); do [ -S "$work/d/sock" ] && break; sleep 0.1; done
   docker_() { DOCKER_BUILDKIT=1 DOCKER_HOST="unix://$work/d/sock" /usr/bin/docker "$@"; }
+  # The socket appears before dockerd has finished starting; wait until it answers so its
+  # start-up does not run beside the first measurement.
+  for _ in $(seq 100); do docker_ info >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
 results="$top/target/bench/results.md"
@@ -99,6 +102,9 @@ cold_and_noop() {
 }
 
 for s in $scenarios; do
+  # Let the previous scenario's writes (1 GiB for big-copy) reach the disk first: writeback
+  # running beside a measurement slowed it by 2x.
+  sync; sleep 2
   case $s in
     two-stage) cold_and_noop "2-stage" "$top/testdata/bench/two-stage" ;;
     parallel8) cold_and_noop "8 × sleep 1 stages" "$top/testdata/bench/parallel8" ;;
