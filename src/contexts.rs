@@ -15,8 +15,8 @@ impl Drop for ScratchDir {
     }
 }
 
-/// `kiln build -`: stdin is a tar of the context (plain, gzip or zstd; unpacked with the
-/// layer code, so no entry lands outside it) or, when it is no tar, the Dockerfile of an
+/// `kiln build -`: stdin is a tar of the context (plain, gzip or zstd; extracted with the
+/// layer code's confinement, so no entry lands outside it, and without whiteout meaning) or, when it is no tar, the Dockerfile of an
 /// empty context, as `docker build -` takes either. Returns the scratch directory to remove
 /// after the build.
 pub(crate) fn stdin_context(
@@ -50,8 +50,7 @@ pub(crate) fn stdin_context(
         head[..n].starts_with(&[0x1f, 0x8b]) || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
     let is_tar = n >= 262 && &head[257..262] == b"ustar";
     if compressed || is_tar {
-        kiln_oci::layer::apply_layer(&input, "", &dir)
-            .map_err(|e| fail("unpacking the tar", &e))?;
+        kiln_oci::layer::extract_tar(&input, &dir).map_err(|e| fail("unpacking the tar", &e))?;
         progress.note(v, &format!("transferring context: {size}B done"));
     } else {
         std::fs::rename(&input, dir.join("Dockerfile")).map_err(|e| fail("Dockerfile", &e))?;

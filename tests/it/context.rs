@@ -172,9 +172,11 @@ fn context_from_stdin_as_a_tar_or_a_dockerfile() {
         add(
             &mut b,
             "Dockerfile",
-            format!("FROM {base}\nCOPY sub/hello.txt /hello.txt\n").as_bytes(),
+            format!("FROM {base}\nCOPY sub/hello.txt sub/.wh.keep /\n").as_bytes(),
         );
         add(&mut b, "sub/hello.txt", b"from stdin");
+        // Not a layer: a `.wh.` name is an ordinary file, not a whiteout.
+        add(&mut b, "sub/.wh.keep", b"kept");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &b.into_inner().expect("tar")).expect("gzip");
         gz.finish().expect("gzip")
@@ -200,6 +202,13 @@ fn context_from_stdin_as_a_tar_or_a_dockerfile() {
         image.file("hello.txt").expect("read"),
         Some(b"from stdin".to_vec())
     );
+    let names: Vec<String> = image
+        .entries()
+        .expect("layers")
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".wh.keep")), "{names:?}");
     let image = run(
         format!("FROM {base}\nRUN echo dockerfile-only > /d\n").into_bytes(),
         "df",

@@ -16,7 +16,7 @@ mod write;
 pub use convert::{
     check_compression_level, compression_level_range, recompress_layer, ConvertError,
 };
-pub use unpack::{apply_layer, unpack_layer};
+pub use unpack::{apply_layer, extract_tar, unpack_layer};
 pub use write::{write_layer, write_layer_from_upper, LayerOptions};
 
 use crate::media_types;

@@ -41,7 +41,7 @@ const BUF_SIZE: usize = 1 << 20;
 /// The compression comes from `media_type` (OCI and Docker layer types); for any other media
 /// type (for example `""`) it is sniffed from the magic bytes.
 pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> Result<Digest, LayerError> {
-    unpack(blob, media_type, dest, None)
+    unpack(blob, media_type, dest, None, false)
 }
 
 /// Applies a layer blob onto the plain tree `dest` (a filesystem being flattened, e.g. for a
@@ -49,7 +49,14 @@ pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> Result<Digest
 /// layers put in its directory, and nothing overlay-specific is written. Apply the layers of
 /// an image bottom first. Returns the diff id, as [`unpack_layer`] does.
 pub fn apply_layer(blob: &Path, media_type: &str, dest: &Path) -> Result<Digest, LayerError> {
-    unpack(blob, media_type, dest, Some(HashSet::new()))
+    unpack(blob, media_type, dest, Some(HashSet::new()), false)
+}
+
+/// Extracts a plain tar (gzip or zstd compressed, or not) into `dest` with the same
+/// confinement and metadata as a layer, but without whiteout semantics: an entry named
+/// `.wh.x` is just a file (a build context sent as a tar).
+pub fn extract_tar(blob: &Path, dest: &Path) -> Result<(), LayerError> {
+    unpack(blob, "", dest, None, true).map(|_| ())
 }
 
 /// `written`: `None` unpacks in overlay format; `Some` applies flat, collecting the paths this
@@ -59,6 +66,7 @@ fn unpack(
     media_type: &str,
     dest: &Path,
     written: Option<HashSet<Components>>,
+    literal: bool,
 ) -> Result<Digest, LayerError> {
     let file = File::open(blob).map_err(|e| LayerError::io(blob.display(), e))?;
     let mut buffered = BufReader::with_capacity(BUF_SIZE, file);
@@ -88,6 +96,7 @@ fn unpack(
         buf: vec![0u8; BUF_SIZE],
         dir_times: Vec::new(),
         written,
+        literal,
     };
     let blob_err = |e: io::Error| LayerError::io(blob.display(), e);
     for entry in archive.entries().map_err(blob_err)? {
@@ -131,6 +140,8 @@ struct Unpacker {
     dir_times: Vec<(Components, TimeSpec)>,
     /// Flat mode ([`apply_layer`]): the paths this layer wrote; `None` in overlay format.
     written: Option<HashSet<Components>>,
+    /// A plain tar, not a layer: no whiteout handling at all ([`extract_tar`]).
+    literal: bool,
 }
 
 impl Unpacker {
@@ -160,61 +171,64 @@ impl Unpacker {
         };
         let last_bytes = last.as_bytes();
 
-        if self.written.is_some() {
-            if let Some(done) = self.flat_whiteout(&name, &comps, &last)? {
-                return done;
-            }
-            let mut path = comps.clone();
-            path.push(last.clone());
-            if let Some(w) = self.written.as_mut() {
-                w.insert(path);
-            }
-        }
-        if last_bytes == OPAQUE_WHITEOUT.as_bytes() {
-            let parent = self.tree.parent(&name, &comps)?;
-            // In a user namespace (rootless) `trusted.*` cannot be set: overlay is then
-            // mounted with `userxattr` and reads `user.overlay.opaque`.
-            return match set_xattr_fd(parent, OsStr::new(OVERLAY_OPAQUE_XATTR), b"y") {
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                    set_xattr_fd(parent, OsStr::new(OVERLAY_USER_OPAQUE_XATTR), b"y")
+        // A plain tar ([`extract_tar`]) has no whiteouts: `.wh.` names are ordinary files.
+        if !self.literal {
+            if self.written.is_some() {
+                if let Some(done) = self.flat_whiteout(&name, &comps, &last)? {
+                    return done;
                 }
-                r => r,
+                let mut path = comps.clone();
+                path.push(last.clone());
+                if let Some(w) = self.written.as_mut() {
+                    w.insert(path);
+                }
             }
-            .map_err(|e| LayerError::io(&name, e));
-        }
-        if last_bytes.starts_with(b".wh..wh.") {
-            return Ok(());
-        }
-        if let Some(hidden) = last_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                return Err(LayerError::bad(name, "whiteout of an invalid name"));
+            if last_bytes == OPAQUE_WHITEOUT.as_bytes() {
+                let parent = self.tree.parent(&name, &comps)?;
+                // In a user namespace (rootless) `trusted.*` cannot be set: overlay is then
+                // mounted with `userxattr` and reads `user.overlay.opaque`.
+                return match set_xattr_fd(parent, OsStr::new(OVERLAY_OPAQUE_XATTR), b"y") {
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                        set_xattr_fd(parent, OsStr::new(OVERLAY_USER_OPAQUE_XATTR), b"y")
+                    }
+                    r => r,
+                }
+                .map_err(|e| LayerError::io(&name, e));
             }
-            let hidden = OsStr::from_bytes(hidden);
-            let parent = self.tree.parent(&name, &comps)?;
-            let removed_dir =
-                remove_all(parent, hidden).map_err(|e| LayerError::io(&name, e.into()))?;
-            mknodat(parent, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+            if last_bytes.starts_with(b".wh..wh.") {
+                return Ok(());
+            }
+            if let Some(hidden) = last_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                    return Err(LayerError::bad(name, "whiteout of an invalid name"));
+                }
+                let hidden = OsStr::from_bytes(hidden);
+                let parent = self.tree.parent(&name, &comps)?;
+                let removed_dir =
+                    remove_all(parent, hidden).map_err(|e| LayerError::io(&name, e.into()))?;
+                mknodat(parent, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+                    .map_err(|e| LayerError::io(&name, e.into()))?;
+                mapped(fchownat(
+                    parent,
+                    hidden,
+                    Some(Uid::from_raw(meta.uid)),
+                    Some(Gid::from_raw(meta.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                ))
                 .map_err(|e| LayerError::io(&name, e.into()))?;
-            mapped(fchownat(
-                parent,
-                hidden,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ))
-            .map_err(|e| LayerError::io(&name, e.into()))?;
-            utimensat(
-                parent,
-                hidden,
-                &meta.mtime,
-                &meta.mtime,
-                UtimensatFlags::NoFollowSymlink,
-            )
-            .map_err(|e| LayerError::io(&name, e.into()))?;
-            if removed_dir {
-                self.tree.invalidate();
+                utimensat(
+                    parent,
+                    hidden,
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| LayerError::io(&name, e.into()))?;
+                if removed_dir {
+                    self.tree.invalidate();
+                }
+                return Ok(());
             }
-            return Ok(());
         }
 
         match kind {

@@ -155,3 +155,26 @@ fn whiteouts_and_opaque_dirs_delete_lower_content() -> R {
     );
     Ok(())
 }
+
+/// `extract_tar`: a plain tar (a build context), where `.wh.` names are ordinary files.
+#[test]
+fn extract_tar_keeps_whiteout_names_as_files() -> R {
+    let tmp = tempfile::tempdir()?;
+    let t = tmp.path().join("ctx.tgz");
+    layer(
+        &t,
+        &[
+            E::Dir("d/"),
+            E::File("d/.wh.x", "literal", 0),
+            E::File("d/.wh..wh..opq", "also", 0),
+        ],
+    )?;
+    let dest = tmp.path().join("ctx");
+    fs::create_dir(&dest)?;
+    kiln_oci::layer::extract_tar(&t, &dest)?;
+    assert_eq!(
+        listing(&dest),
+        ["d/", "d/.wh..wh..opq = also", "d/.wh.x = literal"]
+    );
+    Ok(())
+}
