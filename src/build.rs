@@ -279,8 +279,21 @@ pub(crate) async fn run(mut opts: BuildOptions, shared: Arc<Shared>) -> Result<(
             no_cache: opts.no_cache,
             no_cache_stages: no_cache_stages(&graph, &opts.no_cache_filter, &progress),
             explain: opts.explain.then(|| {
-                let df = std::path::absolute(&opts.dockerfile).unwrap_or(opts.dockerfile.clone());
-                format!("{}\n{}", df.display(), opts.target.as_deref().unwrap_or(""))
+                let df = match &opts.origin {
+                    // A git checkout's path changes with its commit: name it by URL.
+                    Some(url) => format!(
+                        "{url}\n{}",
+                        opts.dockerfile
+                            .strip_prefix(&opts.context)
+                            .unwrap_or(&opts.dockerfile)
+                            .display()
+                    ),
+                    None => std::path::absolute(&opts.dockerfile)
+                        .unwrap_or(opts.dockerfile.clone())
+                        .display()
+                        .to_string(),
+                };
+                format!("{df}\n{}", opts.target.as_deref().unwrap_or(""))
             }),
             ignore_files: dockerfile_ignore(&opts.dockerfile)
                 .map(|f| BTreeMap::from([("context".to_string(), f)]))

@@ -374,6 +374,9 @@ pub(crate) struct BuildOptions {
     pub(crate) iidfile: Option<PathBuf>,
     pub(crate) metadata_file: Option<PathBuf>,
     pub(crate) quiet: bool,
+    /// Where a context that is not a local directory came from (its git URL), to name
+    /// `--explain`'s steps the same way across checkouts.
+    pub(crate) origin: Option<String>,
 }
 
 /// A flag value that does not make sense; reported as a usage error (exit code 2).
@@ -504,6 +507,7 @@ impl BuildArgs {
             iidfile: self.iidfile,
             metadata_file: self.metadata_file,
             quiet: self.quiet,
+            origin: None,
         })
     }
 }

@@ -93,5 +93,7 @@ pub(crate) fn git_context(opts: &mut BuildOptions, progress: &Progress) -> Resul
         };
     }
     opts.context = dir;
+    // Without its #ref: the same step of another commit is the one to compare with.
+    opts.origin = Some(format!("{}:{}", source.remote, source.subdir));
     Ok(())
 }

@@ -340,19 +340,26 @@ fn git_url_as_the_build_context() {
             "--progress=plain".into(),
             "--root".into(),
             f.root().display().to_string(),
+            "--explain".into(),
             "-o".into(),
             format!("type=oci,dest={},tar=false", dir.display()),
             context.to_string(),
         ]);
         out.ok();
         assert!(out.text().contains("load git source"), "{}", out.text());
-        Image::from_oci_dir(&dir).expect("read OCI dir")
+        (Image::from_oci_dir(&dir).expect("read OCI dir"), out.text())
     };
-    let head = build_url(&url, "head");
+    let (head, _) = build_url(&url, "head");
     assert_eq!(entry(&head, "top.txt").unwrap().content, b"v2");
-    let tag = build_url(&format!("{url}#v1"), "tag");
+    let (tag, log) = build_url(&format!("{url}#v1"), "tag");
     assert_eq!(entry(&tag, "top.txt").unwrap().content, b"v1");
-    let sub = build_url(&format!("{url}#main:app"), "sub");
+    // --explain compares with the same step of the other commit (named by URL, not by the
+    // checkout directory, which differs per commit).
+    assert!(
+        log.contains("explain: missed: `top.txt` in the context changed"),
+        "{log}"
+    );
+    let (sub, _) = build_url(&format!("{url}#main:app"), "sub");
     assert_eq!(
         entry(&sub, "hello.txt").unwrap().content,
         b"from the subdir"
