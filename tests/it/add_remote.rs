@@ -5,27 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_testsupport::{
-    make_git_repo, EntryKind, GitDaemon, HttpFiles, HttpServer, Image, LayerEntry,
-};
+use kiln_testsupport::{make_git_repo, EntryKind, GitDaemon, HttpFiles, HttpServer, Image};
 
-use crate::common::Fixture;
-
-fn build(f: &Fixture<'_>, name: &str) -> Image {
-    let dir = f.out(name);
-    f.build(&["-o", &format!("type=oci,dest={},tar=false", dir.display())])
-        .ok();
-    Image::from_oci_dir(&dir).expect("read OCI dir")
-}
-
-fn entry(image: &Image, path: &str) -> Option<LayerEntry> {
-    image
-        .entries()
-        .expect("layers")
-        .into_iter()
-        .rev()
-        .find(|e| e.path == path)
-}
+use crate::common::{top_entry as entry, Fixture};
 
 fn has_under(image: &Image, prefix: &str) -> bool {
     image
@@ -75,7 +57,7 @@ fn add_url_downloads_with_name_mode_mtime_checksum_and_unpack() {
              ADD --checksum={good} {u}/plain /sum/\n"
         ),
     );
-    let image = build(&f, "url");
+    let image = f.build_oci("url", &[]).0;
     let e = entry(&image, "dl/file.tgz").expect("downloaded into the dir");
     assert_eq!(e.kind, EntryKind::File);
     assert_eq!((e.mode, e.uid, e.gid, e.mtime), (0o600, 0, 0, 784111777));
@@ -93,35 +75,14 @@ fn add_url_downloads_with_name_mode_mtime_checksum_and_unpack() {
     // New content at the same URL is fetched again (not a stale cache hit).
     let g = Fixture::empty();
     g.write("Dockerfile", &format!("FROM @BASE@\nADD {u}/plain /p/\n"));
-    let root = g.root();
-    let first = g.out("p1");
-    g.build_with_root(
-        &root,
-        &[
-            "-o",
-            &format!("type=oci,dest={},tar=false", first.display()),
-        ],
-    )
-    .ok();
+    let (first, _) = g.build_oci("p1", &[]);
     files
         .lock()
         .unwrap()
         .insert("/plain".into(), (b"plain v2".to_vec(), None));
-    let second = g.out("p2");
-    g.build_with_root(
-        &root,
-        &[
-            "-o",
-            &format!("type=oci,dest={},tar=false", second.display()),
-        ],
-    )
-    .ok();
-    let img = |d: &Path| Image::from_oci_dir(d).expect("oci");
-    assert_eq!(entry(&img(&first), "p/plain").unwrap().content, b"plain v1");
-    assert_eq!(
-        entry(&img(&second), "p/plain").unwrap().content,
-        b"plain v2"
-    );
+    let (second, _) = g.build_oci("p2", &[]);
+    assert_eq!(entry(&first, "p/plain").unwrap().content, b"plain v1");
+    assert_eq!(entry(&second, "p/plain").unwrap().content, b"plain v2");
 
     // A wrong checksum fails in BuildKit's words.
     let bad = format!("sha256:{}", "0".repeat(64));
@@ -169,7 +130,7 @@ fn add_git_checks_out_refs_subdirs_and_verifies_checksums() {
              ADD --chown=5:6 --checksum={c2} {r}#main:sub /sum/\n"
         ),
     );
-    let image = build(&f, "git");
+    let image = f.build_oci("git", &[]).0;
     let a = entry(&image, "src/a.txt").expect("checked out");
     assert_eq!(a.content, b"two");
     assert_eq!((a.mode, a.uid, a.gid, a.mtime), (0o644, 0, 0, 1600000000));
@@ -258,7 +219,7 @@ fn add_url_chmod_forms_checksum_algorithms_and_git_queries() {
              ADD {r}?branch=main&subdir=sub /qsub/\n"
         ),
     );
-    let image = build(&f, "forms");
+    let image = f.build_oci("forms", &[]).0;
     let mode = |p: &str| entry(&image, p).unwrap_or_else(|| panic!("{p}")).mode;
     assert_eq!(mode("m755"), 0o755);
     assert_eq!(mode("m413"), 0o413);

@@ -156,6 +156,16 @@ impl<'a> Fixture<'a> {
     }
 }
 
+/// The topmost layer entry for `path` (the one a container sees), if any layer has it.
+pub fn top_entry(image: &Image, path: &str) -> Option<kiln_testsupport::LayerEntry> {
+    image
+        .entries()
+        .expect("layers")
+        .into_iter()
+        .rev()
+        .find(|e| e.path == path)
+}
+
 /// Recursively copy `from` into `to`, passing file contents through `map(name, bytes)`.
 fn copy_tree(from: &Path, to: &Path, map: &dyn Fn(&str, Vec<u8>) -> Vec<u8>) {
     std::fs::create_dir_all(to).expect("mkdir");

@@ -4,27 +4,9 @@
 
 use std::io::Write;
 
-use kiln_testsupport::{EntryKind, Image, LayerEntry};
+use kiln_testsupport::{EntryKind, Image};
 
-use crate::common::Fixture;
-
-/// Builds the fixture's context into an OCI dir and returns the image.
-fn build(f: &Fixture<'_>, name: &str) -> (Image, crate::common::Outcome) {
-    let dir = f.out(name);
-    let out = f.build(&["-o", &format!("type=oci,dest={},tar=false", dir.display())]);
-    out.ok();
-    (Image::from_oci_dir(&dir).expect("read OCI dir"), out)
-}
-
-/// The topmost entry for `path`.
-fn entry(image: &Image, path: &str) -> Option<LayerEntry> {
-    image
-        .entries()
-        .expect("layers")
-        .into_iter()
-        .rev()
-        .find(|e| e.path == path)
-}
+use crate::common::{top_entry as entry, Fixture};
 
 fn paths_under(image: &Image, prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = image
@@ -62,7 +44,7 @@ fn copy_flags_shape_the_layers() {
         std::os::unix::fs::PermissionsExt::from_mode(0o744),
     )
     .expect("chmod");
-    let (image, _) = build(&f, "flags");
+    let (image, _) = f.build_oci("flags", &[]);
     let mode = |p: &str| entry(&image, p).map(|e| e.mode);
     assert_eq!(mode("chmod/main.go"), Some(0o640));
     assert_eq!(mode("chmodx/run.sh"), Some(0o755));
@@ -91,7 +73,7 @@ fn copy_link_is_cached_across_a_changed_parent() {
         "Dockerfile",
         "FROM @BASE@\nARG V=1\nRUN echo $V > /v\nCOPY --link f.txt /dst/\n",
     );
-    let (first, _) = build(&f, "one");
+    let (first, _) = f.build_oci("one", &[]);
     assert_eq!(first.file("dst/f.txt").expect("read"), Some(b"F".to_vec()));
     let dir = f.out("two");
     let out = f.build(&[
@@ -136,7 +118,7 @@ fn add_extracts_local_archives_unless_unpack_false() {
          ADD --unpack=false a.tar.gz /kept/\n\
          COPY a.tar.gz /copied/\n",
     );
-    let (image, _) = build(&f, "add");
+    let (image, _) = f.build_oci("add", &[]);
     let e = entry(&image, "x/pkg/file").expect("extracted");
     assert_eq!((e.content.as_slice(), e.mode), (&b"data"[..], 0o600));
     assert!(entry(&image, "kept/a.tar.gz").is_some_and(|e| e.kind == EntryKind::File));
