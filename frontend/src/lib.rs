@@ -35,8 +35,8 @@ mod syntax;
 pub use ast::{parse, Args, Directive, Dockerfile, Flag, Heredoc, Instruction, Warning, Word};
 pub use error::{line_col, FrontendError, ParseError};
 pub use lower::{
-    git_context, local_context_name, lower, named_context_key, ImageResolver, LowerOptions,
-    NamedContext,
+    git_context, is_build_platform, local_context_name, lower, named_context_key, ImageResolver,
+    LowerOptions, NamedContext,
 };
 
 /// [`parse`] then [`lower`].

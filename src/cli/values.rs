@@ -51,12 +51,12 @@ pub(crate) enum Output {
 
 /// `--platform`: one platform, and it must be `linux/amd64` (no emulation here).
 pub(super) fn check_platform(value: &str) -> Result<(), UsageError> {
-    let norm = value.trim().to_ascii_lowercase();
-    match norm.trim_end_matches("/v1") {
-        "linux/amd64" | "linux/x86_64" | "linux/x86-64" => Ok(()),
-        _ => Err(UsageError(format!(
+    if kiln_frontend::is_build_platform(value.trim()) {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
             "invalid --platform {value:?}: kiln builds linux/amd64 images only"
-        ))),
+        )))
     }
 }
 

@@ -74,6 +74,16 @@ fn check_epoch(v: &str) -> Result<(), FrontendError> {
     })
 }
 
+/// Whether `platform` (`os/arch[/variant]`, any case) names the one platform kiln builds:
+/// linux/amd64, with its aliases `x86_64`/`x86-64` and variant `v1`.
+pub fn is_build_platform(platform: &str) -> bool {
+    let norm = platform.to_ascii_lowercase();
+    matches!(
+        norm.trim_end_matches("/v1"),
+        "linux/amd64" | "linux/x86_64" | "linux/x86-64"
+    )
+}
+
 /// `FROM --platform=`: expanded with the global ARGs; kiln builds linux/amd64 only.
 pub(super) fn check_platform(
     raw: &str,
@@ -93,9 +103,7 @@ pub(super) fn check_platform(
             Some(span),
         ));
     }
-    let norm = p.to_ascii_lowercase();
-    let norm = norm.trim_end_matches("/v1");
-    if matches!(norm, "linux/amd64" | "linux/x86_64" | "linux/x86-64") {
+    if is_build_platform(&p) {
         Ok(())
     } else {
         Err(FrontendError::at(

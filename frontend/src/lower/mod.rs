@@ -21,6 +21,7 @@ use crate::error::{with_suggestion, FrontendError};
 use crate::instructions::{self, CommandKind, Instructions};
 use crate::shell::Lexer;
 
+pub use args::is_build_platform;
 use args::{check_platform, meta_args};
 pub(crate) use named::lookup as lookup_named;
 pub use named::{local_context_name, named_context_key, NamedContext};
