@@ -412,14 +412,8 @@ fn docker_load(
     opts: &BuildOptions,
     store: &ContentStore,
 ) -> Result<(), Failure> {
-    /// Removes the tar however the load ends.
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let tar = Remove(store.root().join("tmp").join(format!(
+    // Removed however the load ends.
+    let tar = crate::contexts::ScratchDir(store.root().join("tmp").join(format!(
         "load-{}-{}.tar",
         std::process::id(),
         bundle.manifest_digest.hex()

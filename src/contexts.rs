@@ -6,12 +6,14 @@ use crate::build::Failure;
 use crate::cli::BuildOptions;
 use crate::progress::Progress;
 
-/// A directory removed when dropped.
-pub(crate) struct ScratchDir(std::path::PathBuf);
+/// A scratch directory or file of the store, removed when dropped.
+pub(crate) struct ScratchDir(pub(crate) std::path::PathBuf);
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::fs::remove_dir_all(&self.0).is_err() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
