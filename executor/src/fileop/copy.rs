@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use filetime::FileTime;
 use kiln_ir::{Chown, CopyAction, MkdirAction, MkfileAction};
-use nix::sys::stat::{mknod, Mode, SFlag};
+use nix::sys::stat::{mknod, Mode};
 
 use super::exclude::Excludes;
 use super::paths::resolve;
@@ -409,13 +409,7 @@ impl Copier<'_> {
                 std::fs::read_link(&src_host).map_err(|e| io_err("readlink", &src_host, e))?;
             std::os::unix::fs::symlink(&target, dst).map_err(|e| io_err("symlink", dst, e))?;
         } else {
-            let kind = if ft.is_char_device() {
-                SFlag::S_IFCHR
-            } else if ft.is_block_device() {
-                SFlag::S_IFBLK
-            } else {
-                SFlag::S_IFIFO
-            };
+            let kind = super::special_kind(&ft);
             mknod(dst, kind, Mode::from_bits_truncate(0o600), meta.rdev())
                 .map_err(|e| other(format!("mknod {}: {e}", dst.display())))?;
         }

@@ -19,6 +19,19 @@ use crate::init::{make_root_private, mount_overlay, mount_rootfs};
 use crate::spec::{FileSpec, InitFailure, SourceSpec};
 use tree::Tree;
 
+/// The `mknod` type of a special file (char or block device, else FIFO) being copied.
+pub(crate) fn special_kind(ft: &std::fs::FileType) -> nix::sys::stat::SFlag {
+    use nix::sys::stat::SFlag;
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_char_device() {
+        SFlag::S_IFCHR
+    } else if ft.is_block_device() {
+        SFlag::S_IFBLK
+    } else {
+        SFlag::S_IFIFO
+    }
+}
+
 /// Runs every action of a file job in the calling (single-threaded, freshly re-executed)
 /// process.
 pub(crate) fn run_file_job(spec: &FileSpec) -> Result<(), InitFailure> {

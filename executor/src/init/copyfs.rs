@@ -231,13 +231,7 @@ fn copy_entry(from: &Path, meta: &fs::Metadata, to: &Path) -> Result<(), String>
         let target = fs::read_link(from).map_err(|e| err("readlink", from, e))?;
         std::os::unix::fs::symlink(target, to).map_err(|e| err("symlink", to, e))?;
     } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-        let kind = if ft.is_char_device() {
-            SFlag::S_IFCHR
-        } else if ft.is_block_device() {
-            SFlag::S_IFBLK
-        } else {
-            SFlag::S_IFIFO
-        };
+        let kind = crate::fileop::special_kind(&ft);
         match mknod(to, kind, Mode::from_bits_truncate(0o600), meta.rdev()) {
             Ok(()) => {}
             Err(nix::errno::Errno::EPERM) if !ft.is_fifo() => {
